@@ -1,0 +1,29 @@
+"""wedsync-otel: wedding-aware latency objectives for OpenTelemetry traces and metrics."""
+
+from __future__ import annotations
+
+from wedsync_otel.calendar import ApdexClass, Band
+from wedsync_otel.catalogue import EndpointSpec
+from wedsync_otel.config import BandMultipliers, WeddingConfig, load_config
+from wedsync_otel.context import Wedding, current_wedding, set_wedding_resolver, wedding_context
+from wedsync_otel.errors import ConfigError
+from wedsync_otel.processor import ProcessorStats, WeddingSpanProcessor
+from wedsync_otel.setup import WeddingTelemetry, configure
+
+__all__ = [
+    "ApdexClass",
+    "Band",
+    "BandMultipliers",
+    "ConfigError",
+    "EndpointSpec",
+    "ProcessorStats",
+    "Wedding",
+    "WeddingConfig",
+    "WeddingSpanProcessor",
+    "WeddingTelemetry",
+    "configure",
+    "current_wedding",
+    "load_config",
+    "set_wedding_resolver",
+    "wedding_context",
+]

@@ -1,0 +1,368 @@
+"""WeddingConfig: the catalogue, bands and calendar, loaded and validated in one place.
+
+Every scalar setting is declared once in `SETTINGS` with its file key, its
+environment variable and its parser; `load_config` resolves them with the
+precedence argument, then environment, then file, then default. Whatever is
+wrong surfaces as one `ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from wedsync_otel.calendar import Band
+from wedsync_otel.catalogue import OTHER, EndpointSpec, pattern_problem, pattern_shape
+from wedsync_otel.errors import ConfigError
+
+CONFIG_FILE_ENV: Final = "WEDSYNC_OTEL_CONFIG"
+"""Environment variable naming a TOML config file for `configure()`."""
+
+_ENDPOINT_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_ENDPOINT_KEYS = frozenset({"patterns", "threshold_ms", "critical"})
+_TOML_DUPLICATE = re.compile(r"Cannot declare \((?P<key>[^)]*)\) twice")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BandMultipliers:
+    """Threshold multiplier per proximity band; ``threshold = base * multiplier``."""
+
+    planning: float = 1.0
+    final_month: float = 1.0
+    final_week: float = 0.75
+    wedding_day: float = 0.5
+    past: float = 1.0
+    unknown: float = 1.0
+
+    def for_band(self, band: Band) -> float:
+        """The multiplier of one band."""
+        value: float = getattr(self, band.value)
+        return value
+
+
+DEFAULT_ENDPOINTS: Final = (
+    EndpointSpec(
+        name="venue_availability",
+        patterns=("/api/venues/availability", "/api/venues/{venue_id}/availability"),
+        threshold_ms=200.0,
+        critical=True,
+    ),
+    EndpointSpec(
+        name="supplier_profiles",
+        patterns=("/api/suppliers/profiles/**", "/api/suppliers/{supplier_id}/profile"),
+        threshold_ms=500.0,
+        critical=False,
+    ),
+    EndpointSpec(
+        name="couple_timeline",
+        patterns=("/api/couples/timeline/**", "/api/couples/{couple_id}/timeline/**"),
+        threshold_ms=300.0,
+        critical=True,
+    ),
+    EndpointSpec(
+        name="payments",
+        patterns=("/api/payments/**",),
+        threshold_ms=150.0,
+        critical=True,
+    ),
+    EndpointSpec(
+        name="guest_lists",
+        patterns=("/api/guest-lists/**", "/api/weddings/{wedding_id}/guests/**"),
+        threshold_ms=250.0,
+        critical=False,
+    ),
+    EndpointSpec(
+        name="rsvp",
+        patterns=("/api/rsvp/**",),
+        threshold_ms=200.0,
+        critical=True,
+    ),
+)
+"""The WedSync catalogue from its performance report."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WeddingConfig:
+    """Everything the span processor needs to judge a request; immutable once built."""
+
+    timezone: str = "Europe/London"
+    saturday_mode: bool = True
+    season_months: frozenset[int] = frozenset(range(5, 11))
+    default_threshold_ms: float = 200.0
+    critical_wedding_day_cap_ms: float = 100.0
+    trust_baggage: bool = False
+    bands: BandMultipliers = field(default_factory=BandMultipliers)
+    endpoints: tuple[EndpointSpec, ...] = DEFAULT_ENDPOINTS
+
+    def __post_init__(self) -> None:
+        _check_timezone("timezone", self.timezone)
+        _check_bool("saturday_mode", self.saturday_mode)
+        _check_bool("trust_baggage", self.trust_baggage)
+        _check_months("season_months", self.season_months)
+        _check_positive("default_threshold_ms", self.default_threshold_ms)
+        _check_positive("critical_wedding_day_cap_ms", self.critical_wedding_day_cap_ms)
+        for band in Band:
+            _check_positive(f"bands.{band.value}", self.bands.for_band(band))
+        _check_endpoints(self.endpoints)
+
+    @classmethod
+    def default(cls) -> WeddingConfig:
+        """The WedSync defaults: its catalogue, Europe/London, Saturdays and May-October."""
+        return cls()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> WeddingConfig:
+        """Read a TOML file (format in the README); raise `ConfigError` naming the bad key."""
+        return load_config(path=path, environ={})
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> WeddingConfig:
+        """Build from a parsed TOML document (or any mapping of the same shape)."""
+        return cls(**_fields_from_file(data))
+
+    def replace(self, **changes: Any) -> WeddingConfig:
+        """A copy with some fields changed, validated again."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One scalar setting: its key in the file and its environment variable."""
+
+    key: str
+    env: str
+    from_file: Callable[[str, object], object]
+    from_env: Callable[[str, str], object]
+
+
+def _file_bool(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _env_bool(key: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(key, f"must be true or false, got {text!r}")
+
+
+def _file_number(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(key, f"must be a number, got {value!r}")
+    return float(value)
+
+
+def _env_number(key: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(key, f"must be a number, got {text!r}") from None
+
+
+def _file_str(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a string, got {value!r}")
+    return value
+
+
+def _env_str(key: str, text: str) -> str:
+    return text.strip()
+
+
+def _file_months(key: str, value: object) -> frozenset[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(m, int) and not isinstance(m, bool) for m in value
+    ):
+        raise ConfigError(key, f"must be a list of month numbers 1-12, got {value!r}")
+    return frozenset(value)
+
+
+def _env_months(key: str, text: str) -> frozenset[int]:
+    try:
+        return frozenset(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(key, f"must be comma-separated month numbers, got {text!r}") from None
+
+
+SETTINGS: Final = (
+    Setting("timezone", "WEDSYNC_OTEL_TIMEZONE", _file_str, _env_str),
+    Setting("saturday_mode", "WEDSYNC_OTEL_SATURDAY_MODE", _file_bool, _env_bool),
+    Setting("season_months", "WEDSYNC_OTEL_SEASON_MONTHS", _file_months, _env_months),
+    Setting("default_threshold_ms", "WEDSYNC_OTEL_DEFAULT_THRESHOLD_MS", _file_number, _env_number),
+    Setting(
+        "critical_wedding_day_cap_ms",
+        "WEDSYNC_OTEL_CRITICAL_WEDDING_DAY_CAP_MS",
+        _file_number,
+        _env_number,
+    ),
+    Setting("trust_baggage", "WEDSYNC_OTEL_TRUST_BAGGAGE", _file_bool, _env_bool),
+)
+"""Every scalar setting, declared once."""
+
+_SETTING_BY_KEY: Final = {s.key: s for s in SETTINGS}
+_TABLE_KEYS: Final = frozenset({"bands", "endpoints"})
+
+
+def load_config(
+    *,
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> WeddingConfig:
+    """Resolve the configuration: environment over file over defaults.
+
+    ``path`` defaults to the file named by ``WEDSYNC_OTEL_CONFIG``; ``environ``
+    defaults to ``os.environ`` (pass ``{}`` to ignore the environment).
+    """
+    env = os.environ if environ is None else environ
+    file_path = path if path is not None else env.get(CONFIG_FILE_ENV) or None
+    fields: dict[str, Any] = {}
+    if file_path is not None:
+        fields.update(_fields_from_file(_read_toml(Path(file_path))))
+    for setting in SETTINGS:
+        text = env.get(setting.env)
+        if text is not None and text.strip():
+            fields[setting.key] = setting.from_env(setting.env, text)
+    return WeddingConfig(**fields)
+
+
+def _read_toml(path: Path) -> Mapping[str, Any]:
+    try:
+        with path.open("rb") as stream:
+            return tomllib.load(stream)
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        duplicate = _TOML_DUPLICATE.search(str(exc))
+        if duplicate:
+            key = ".".join(part.strip(" '\"") for part in duplicate["key"].split(","))
+            what = "duplicate endpoint" if key.startswith("endpoints.") else "duplicate table"
+            raise ConfigError(key, f"{what} ({exc})") from None
+        raise ConfigError(str(path), f"not valid TOML ({exc})") from None
+
+
+def _fields_from_file(data: Mapping[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SETTING_BY_KEY:
+            fields[key] = _SETTING_BY_KEY[key].from_file(key, value)
+        elif key == "bands":
+            fields["bands"] = _bands_from_file(value)
+        elif key == "endpoints":
+            fields["endpoints"] = _endpoints_from_file(value)
+        else:
+            known = ", ".join(sorted([*_SETTING_BY_KEY, *_TABLE_KEYS]))
+            raise ConfigError(key, f"unknown key (known keys: {known})")
+    return fields
+
+
+def _bands_from_file(value: object) -> BandMultipliers:
+    if not isinstance(value, Mapping):
+        raise ConfigError("bands", "must be a table of band = multiplier")
+    known = {band.value for band in Band}
+    multipliers: dict[str, float] = {}
+    for band, multiplier in value.items():
+        if band not in known:
+            raise ConfigError(f"bands.{band}", f"unknown band (known: {', '.join(sorted(known))})")
+        multipliers[band] = _file_number(f"bands.{band}", multiplier)
+    return BandMultipliers(**multipliers)
+
+
+def _endpoints_from_file(value: object) -> tuple[EndpointSpec, ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("endpoints", "must be a table of [endpoints.NAME] tables")
+    specs = []
+    for name, table in value.items():
+        key = f"endpoints.{name}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(key, "must be a table with patterns, threshold_ms and critical")
+        for unknown in set(table) - _ENDPOINT_KEYS:
+            raise ConfigError(
+                f"{key}.{unknown}", "unknown key (known: critical, patterns, threshold_ms)"
+            )
+        if "patterns" not in table:
+            raise ConfigError(f"{key}.patterns", "missing")
+        if "threshold_ms" not in table:
+            raise ConfigError(f"{key}.threshold_ms", "missing")
+        patterns = table["patterns"]
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise ConfigError(f"{key}.patterns", f"must be a list of strings, got {patterns!r}")
+        specs.append(
+            EndpointSpec(
+                name=name,
+                patterns=tuple(patterns),
+                threshold_ms=_file_number(f"{key}.threshold_ms", table["threshold_ms"]),
+                critical=_file_bool(f"{key}.critical", table.get("critical", False)),
+            )
+        )
+    return tuple(specs)
+
+
+def _check_bool(key: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {value!r}")
+
+
+def _check_positive(key: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(key, f"must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(key, f"must be a positive number, got {value!r}")
+
+
+def _check_timezone(key: str, name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(key, f"must be an IANA time zone name, got {name!r}")
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(key, f"unknown time zone {name!r}") from None
+
+
+def _check_months(key: str, months: object) -> None:
+    if not isinstance(months, frozenset):
+        raise ConfigError(key, f"must be a frozenset of month numbers, got {months!r}")
+    for month in sorted(months):
+        if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
+            raise ConfigError(key, f"month {month!r} out of range 1-12")
+
+
+def _check_endpoints(endpoints: Sequence[EndpointSpec]) -> None:
+    if not isinstance(endpoints, tuple):
+        raise ConfigError("endpoints", "must be a tuple of EndpointSpec")
+    names: set[str] = set()
+    shapes: dict[str, str] = {}
+    for spec in endpoints:
+        key = f"endpoints.{spec.name}"
+        if not isinstance(spec.name, str) or not _ENDPOINT_NAME.fullmatch(spec.name):
+            raise ConfigError(key, "name must be lower-case letters, digits and '_'")
+        if spec.name == OTHER:
+            raise ConfigError(key, f"{OTHER!r} is reserved for unclaimed paths")
+        if spec.name in names:
+            raise ConfigError(key, "duplicate endpoint")
+        names.add(spec.name)
+        _check_positive(f"{key}.threshold_ms", spec.threshold_ms)
+        _check_bool(f"{key}.critical", spec.critical)
+        if not spec.patterns:
+            raise ConfigError(f"{key}.patterns", "needs at least one pattern")
+        for pattern in spec.patterns:
+            problem = pattern_problem(pattern)
+            if problem:
+                raise ConfigError(f"{key}.patterns", problem)
+            owner = shapes.setdefault(pattern_shape(pattern), spec.name)
+            if owner != spec.name:
+                raise ConfigError(
+                    f"{key}.patterns",
+                    f"pattern {pattern!r} is already claimed by endpoint {owner!r}",
+                )
