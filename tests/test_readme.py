@@ -7,7 +7,9 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from wedsync_otel.calendar import band_for_days
@@ -20,6 +22,18 @@ def quickstart() -> str:
     found = re.search(r"<!-- quickstart[^>]*-->\n```python\n(.*?)```", text, re.DOTALL)
     assert found, "README lost its quickstart block"
     return found.group(1)
+
+
+def json_documents(text: str) -> Iterator[dict[str, Any]]:
+    """The console exporters print one JSON document after another."""
+    decoder = json.JSONDecoder()
+    index = 0
+    while index < len(text):
+        if text[index].isspace():
+            index += 1
+            continue
+        document, index = decoder.raw_decode(text, index)
+        yield document
 
 
 def test_quickstart_is_about_ten_lines() -> None:
@@ -39,7 +53,8 @@ def test_quickstart_prints_an_enriched_span() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    span = json.loads(result.stdout)
+    documents = list(json_documents(result.stdout))
+    (span,) = [doc for doc in documents if "kind" in doc]
     attributes = span["attributes"]
     assert attributes["wedding.endpoint"] == "payments"
     assert attributes["wedding.critical"] is True
@@ -52,3 +67,15 @@ def test_quickstart_prints_an_enriched_span() -> None:
     }
     assert attributes["wedding.proximity"] == band_for_days(attributes["wedding.days_until"])
     assert span["resource"]["attributes"]["service.name"] == "wedsync-api"
+    metric_names = {
+        metric["name"]
+        for doc in documents
+        for resource in doc.get("resource_metrics", [])
+        for scope in resource["scope_metrics"]
+        for metric in scope["metrics"]
+    }
+    assert {
+        "wedding.server.duration",
+        "wedding.apdex.requests",
+        "wedding.latency.p95",
+    } <= metric_names

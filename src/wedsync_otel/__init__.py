@@ -7,6 +7,12 @@ from wedsync_otel.catalogue import EndpointSpec
 from wedsync_otel.config import BandMultipliers, WeddingConfig, load_config
 from wedsync_otel.context import Wedding, current_wedding, set_wedding_resolver, wedding_context
 from wedsync_otel.errors import ConfigError
+from wedsync_otel.metrics import (
+    EndpointSnapshot,
+    PerformanceMetricExporter,
+    PerformanceSnapshot,
+    WindowStats,
+)
 from wedsync_otel.processor import ProcessorStats, WeddingSpanProcessor
 from wedsync_otel.setup import WeddingTelemetry, configure
 
@@ -15,12 +21,16 @@ __all__ = [
     "Band",
     "BandMultipliers",
     "ConfigError",
+    "EndpointSnapshot",
     "EndpointSpec",
+    "PerformanceMetricExporter",
+    "PerformanceSnapshot",
     "ProcessorStats",
     "Wedding",
     "WeddingConfig",
     "WeddingSpanProcessor",
     "WeddingTelemetry",
+    "WindowStats",
     "configure",
     "current_wedding",
     "load_config",

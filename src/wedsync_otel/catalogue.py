@@ -100,6 +100,8 @@ class Catalogue:
 
     def match(self, path: str) -> EndpointSpec | None:
         """The spec claiming ``path`` (query string ignored), or ``None`` for ``other``."""
+        if "?" in path or "#" in path:  # cache the bare path: query strings are unbounded
+            path = path.partition("?")[0].partition("#")[0]
         try:
             return self._cache[path]
         except KeyError:
@@ -118,7 +120,7 @@ class Catalogue:
         return spec
 
     def _match_uncached(self, path: str) -> EndpointSpec | None:
-        bare = _normalise(path.partition("?")[0].partition("#")[0])
+        bare = _normalise(path)
         if self._regex is None:
             return None
         found = self._regex.fullmatch(bare)

@@ -42,7 +42,8 @@ from wedsync_otel.context import (
 from wedsync_otel.rules import Verdict, WeddingRules
 
 _APDEX_TEXT = {apdex: apdex.value for apdex in ApdexClass}
-_UNKNOWN = Band.UNKNOWN  # an enum member lookup goes through the metaclass: read it once
+# Enum member lookups go through the metaclass: read them once.
+_UNKNOWN, _FRUSTRATED = Band.UNKNOWN, ApdexClass.FRUSTRATED
 _SATISFIED, _TOLERATING, _FRUSTRATED = (
     ApdexClass.SATISFIED,
     ApdexClass.TOLERATING,
@@ -250,7 +251,7 @@ class WeddingSpanProcessor(SpanProcessor):
         if start is None or end is None or end < start:
             self._bad_duration((start, end))
             duration_ms = math.nan
-            apdex = ApdexClass.FRUSTRATED  # a span with no usable duration frustrates
+            apdex = _FRUSTRATED  # a span with no usable duration frustrates
             merged = {**attrs, **judgement.span_attributes}
         else:
             duration_ms = (end - start) / _NS_PER_MS

@@ -59,6 +59,8 @@ class Judgement:
     endpoint: str
     critical: bool
     band: Band
+    proximity: str
+    """``band.value``, read once: enum ``.value`` costs a property call per span."""
     saturday: bool
     season: bool
     threshold_ms: float
@@ -120,6 +122,7 @@ def _judgement(
         endpoint=spec.name,
         critical=spec.critical,
         band=band,
+        proximity=band.value,
         saturday=saturday,
         season=season,
         threshold_ms=threshold,

@@ -7,38 +7,58 @@ import os
 import threading
 from collections.abc import Mapping
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from wedsync_otel.config import WeddingConfig, load_config
+from wedsync_otel.metrics import PerformanceMetricExporter, PerformanceSnapshot, WeddingRecorder
+from wedsync_otel.metrics.self_metrics import register_self_metrics
 from wedsync_otel.processor import Clock, WeddingSpanProcessor
 
 logger = logging.getLogger("wedsync_otel")
 
 _OTLP_ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+_OTLP_METRICS_ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
 
 
 class WeddingTelemetry:
-    """The installed pipeline: its providers, flush and shutdown."""
+    """The installed pipeline: its providers, flush, shutdown and performance snapshot."""
 
     def __init__(
         self,
         *,
         tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
         span_processor: WeddingSpanProcessor,
+        metric_exporter: PerformanceMetricExporter,
+        recorder: WeddingRecorder,
         config: WeddingConfig,
     ) -> None:
         self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
         self.span_processor = span_processor
+        self.metric_exporter = metric_exporter
+        self.recorder = recorder
         self.config = config
         self._shutdown_once = threading.Lock()
         self._is_shut_down = False
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export every finished span now; False if the deadline passed first."""
-        return self.tracer_provider.force_flush(timeout_millis)
+        """Export every finished span and the metrics now; False if the deadline passed first."""
+        spans = self.tracer_provider.force_flush(timeout_millis)
+        return self.meter_provider.force_flush(timeout_millis) and spans
+
+    def snapshot(self) -> PerformanceSnapshot:
+        """Percentiles, Apdex, health, trend and readiness from everything recorded so far."""
+        return self.metric_exporter.snapshot()
 
     def shutdown(self) -> None:
         """Flush and stop the pipeline; a second call does nothing."""
@@ -46,7 +66,8 @@ class WeddingTelemetry:
             if self._is_shut_down:
                 return
             self._is_shut_down = True
-        self.tracer_provider.shutdown()
+        self.tracer_provider.shutdown()  # spans first: their measurements feed the last export
+        self.meter_provider.shutdown()
 
 
 _installed: WeddingTelemetry | None = None
@@ -71,21 +92,43 @@ def default_span_exporter(environ: Mapping[str, str] | None = None) -> SpanExpor
     return ConsoleSpanExporter()
 
 
+def default_metric_exporter(environ: Mapping[str, str] | None = None) -> MetricExporter:
+    """OTLP over gRPC when the ``otlp`` extra is installed and an endpoint is set; else console."""
+    env = os.environ if environ is None else environ
+    if any(env.get(name) for name in _OTLP_METRICS_ENDPOINT_ENVS):
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # noqa: PLC0415 - optional extra
+                OTLPMetricExporter,
+            )
+        except ImportError:
+            pass  # default_span_exporter has already said why
+        else:
+            return OTLPMetricExporter()
+    return ConsoleMetricExporter()
+
+
 def configure(
     *,
     config: WeddingConfig | None = None,
     span_exporter: SpanExporter | None = None,
+    metric_exporter: MetricExporter | None = None,
+    metric_export_interval_millis: float | None = None,
     clock: Clock | None = None,
     service_name: str | None = None,
     resource: Resource | None = None,
     set_global: bool = True,
 ) -> WeddingTelemetry:
-    """Build the pipeline: `WeddingSpanProcessor` in front of a `BatchSpanProcessor`.
+    """Build the pipelines: traces and the wedding performance metrics.
 
-    ``config`` defaults to `load_config()` (the ``WEDSYNC_OTEL_CONFIG`` file and
-    ``WEDSYNC_OTEL_*`` variables); the resource honours ``OTEL_SERVICE_NAME``
-    and ``OTEL_RESOURCE_ATTRIBUTES``, with ``service_name`` winning. With
-    ``set_global`` (the default) the provider becomes the global one, once:
+    Traces: `WeddingSpanProcessor` in front of a `BatchSpanProcessor` and
+    ``span_exporter``. Metrics: the processor's `WeddingRecorder` feeds a
+    `PerformanceMetricExporter` wrapped around ``metric_exporter``, read by a
+    `PeriodicExportingMetricReader` (interval: the argument, else
+    ``OTEL_METRIC_EXPORT_INTERVAL``, else 60 s). ``config`` defaults to
+    `load_config()` (the ``WEDSYNC_OTEL_CONFIG`` file and ``WEDSYNC_OTEL_*``
+    variables); the resource honours ``OTEL_SERVICE_NAME`` and
+    ``OTEL_RESOURCE_ATTRIBUTES``, with ``service_name`` winning. With
+    ``set_global`` (the default) both providers become the global ones, once:
     a second call returns the pipeline already installed.
     """
     global _installed  # noqa: PLW0603 - mirrors the SDK's one global provider
@@ -101,12 +144,32 @@ def configure(
         processor = WeddingSpanProcessor(
             BatchSpanProcessor(exporter), config=effective, clock=clock
         )
-        provider = TracerProvider(resource=base)
-        provider.add_span_processor(processor)
+        recorder = WeddingRecorder()
+        processor.add_verdict_listener(recorder)
+        tracer_provider = TracerProvider(resource=base)
+        tracer_provider.add_span_processor(processor)
+        performance = PerformanceMetricExporter(
+            metric_exporter if metric_exporter is not None else default_metric_exporter(),
+            clock=clock,
+            config=effective,
+            recorder=recorder,
+            resource=base,
+        )
+        reader = PeriodicExportingMetricReader(
+            performance, export_interval_millis=metric_export_interval_millis
+        )
+        meter_provider = MeterProvider(resource=base, metric_readers=[reader])
+        register_self_metrics(meter_provider, processor, recorder)
         telemetry = WeddingTelemetry(
-            tracer_provider=provider, span_processor=processor, config=effective
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            span_processor=processor,
+            metric_exporter=performance,
+            recorder=recorder,
+            config=effective,
         )
         if set_global:
-            trace.set_tracer_provider(provider)
+            trace.set_tracer_provider(tracer_provider)
+            metrics.set_meter_provider(meter_provider)
             _installed = telemetry
         return telemetry
