@@ -53,3 +53,35 @@ ENRICHMENT_ATTRIBUTES: Final = (
 # Baggage entry read only when the configuration trusts inbound baggage.
 BAGGAGE_WEDDING_DATE: Final = "wedding.date"
 BAGGAGE_WEDDING_ID: Final = "wedding.id"
+
+# Cache spans: set by the Redis instrumentation hooks and by `WeddingCache`.
+CACHE_BACKEND: Final = "cache.backend"
+"""``redis`` or ``memory`` (the in-process fallback while Redis is unreachable)."""
+CACHE_HIT: Final = "cache.hit"
+"""A single-key read found its key (bool)."""
+CACHE_HITS: Final = "cache.hits"
+"""Keys found by a multi-key read (MGET, HMGET) (int)."""
+CACHE_MISSES: Final = "cache.misses"
+"""Keys not found by a multi-key read (int)."""
+CACHE_NAMESPACE: Final = "cache.key.namespace"
+"""First ``:``-separated segment of the key, e.g. ``supplier``; never the full key."""
+CACHE_TTL_S: Final = "cache.ttl_s"
+"""TTL written by SET/SETEX/EXPIRE, in seconds (double)."""
+
+# Database spans: written by `WeddingSpanProcessor` on the copy it forwards.
+DB_FINGERPRINT: Final = "wedding.db.fingerprint"
+"""16 hex digits naming the query's shape (literals removed, IN-lists collapsed)."""
+DB_QUERY_SLOW: Final = "db.query.slow"
+"""The query took longer than the slow-query threshold (bool)."""
+
+# Roll-up onto the request's local root span.
+ROLLUP_CACHE_HITS: Final = "wedding.cache.hits"
+ROLLUP_CACHE_MISSES: Final = "wedding.cache.misses"
+ROLLUP_CACHE_DURATION_MS: Final = "wedding.cache.duration_ms"
+ROLLUP_DB_QUERIES: Final = "wedding.db.queries"
+ROLLUP_DB_DURATION_MS: Final = "wedding.db.duration_ms"
+ROLLUP_DB_SLOW_QUERIES: Final = "wedding.db.slow_queries"
+ROLLUP_APP_DURATION_MS: Final = "wedding.app.duration_ms"
+"""The request's duration less its cache and database time (never below 0)."""
+DB_N_PLUS_ONE: Final = "wedding.db.n_plus_one"
+"""Fingerprint of a query run more than the N+1 limit of times under one request."""
