@@ -69,6 +69,13 @@ def test_server_span_carries_the_whole_attribute_contract(pipeline: Pipeline) ->
         attr.WEDDING_DURATION_MS: 120.0,
         attr.WEDDING_THRESHOLD_BREACHED: False,
         attr.WEDDING_APDEX: "satisfied",
+        attr.ROLLUP_CACHE_HITS: 0,
+        attr.ROLLUP_CACHE_MISSES: 0,
+        attr.ROLLUP_CACHE_DURATION_MS: 0.0,
+        attr.ROLLUP_DB_QUERIES: 0,
+        attr.ROLLUP_DB_DURATION_MS: 0.0,
+        attr.ROLLUP_DB_SLOW_QUERIES: 0,
+        attr.ROLLUP_APP_DURATION_MS: 120.0,
     }
 
 

@@ -7,6 +7,7 @@ from wedsync_otel.catalogue import EndpointSpec
 from wedsync_otel.config import BandMultipliers, WeddingConfig, load_config
 from wedsync_otel.context import Wedding, current_wedding, set_wedding_resolver, wedding_context
 from wedsync_otel.errors import ConfigError
+from wedsync_otel.instrumentation import instrument
 from wedsync_otel.metrics import (
     EndpointSnapshot,
     PerformanceMetricExporter,
@@ -33,6 +34,7 @@ __all__ = [
     "WindowStats",
     "configure",
     "current_wedding",
+    "instrument",
     "load_config",
     "set_wedding_resolver",
     "wedding_context",

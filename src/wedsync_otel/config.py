@@ -99,6 +99,9 @@ class WeddingConfig:
     default_threshold_ms: float = 200.0
     critical_wedding_day_cap_ms: float = 100.0
     trust_baggage: bool = False
+    slow_query_ms: float = 50.0
+    n_plus_one_limit: int = 5
+    request_timeout_s: float = 300.0
     bands: BandMultipliers = field(default_factory=BandMultipliers)
     endpoints: tuple[EndpointSpec, ...] = DEFAULT_ENDPOINTS
 
@@ -109,6 +112,9 @@ class WeddingConfig:
         _check_months("season_months", self.season_months)
         _check_positive("default_threshold_ms", self.default_threshold_ms)
         _check_positive("critical_wedding_day_cap_ms", self.critical_wedding_day_cap_ms)
+        _check_positive("slow_query_ms", self.slow_query_ms)
+        _check_positive("n_plus_one_limit", self.n_plus_one_limit)
+        _check_positive("request_timeout_s", self.request_timeout_s)
         for band in Band:
             _check_positive(f"bands.{band.value}", self.bands.for_band(band))
         _check_endpoints(self.endpoints)
@@ -171,6 +177,19 @@ def _env_number(key: str, text: str) -> float:
         raise ConfigError(key, f"must be a number, got {text!r}") from None
 
 
+def _file_int(key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"must be a whole number, got {value!r}")
+    return value
+
+
+def _env_int(key: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(key, f"must be a whole number, got {text!r}") from None
+
+
 def _file_str(key: str, value: object) -> str:
     if not isinstance(value, str):
         raise ConfigError(key, f"must be a string, got {value!r}")
@@ -208,6 +227,9 @@ SETTINGS: Final = (
         _env_number,
     ),
     Setting("trust_baggage", "WEDSYNC_OTEL_TRUST_BAGGAGE", _file_bool, _env_bool),
+    Setting("slow_query_ms", "WEDSYNC_OTEL_SLOW_QUERY_MS", _file_number, _env_number),
+    Setting("n_plus_one_limit", "WEDSYNC_OTEL_N_PLUS_ONE_LIMIT", _file_int, _env_int),
+    Setting("request_timeout_s", "WEDSYNC_OTEL_REQUEST_TIMEOUT_S", _file_number, _env_number),
 )
 """Every scalar setting, declared once."""
 

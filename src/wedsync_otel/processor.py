@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_STATUS_CODE,
     HTTP_TARGET,
@@ -39,6 +39,8 @@ from wedsync_otel.context import (
     resolve_wedding_date,
     wedding_id_text,
 )
+from wedsync_otel.instrumentation import queries
+from wedsync_otel.rollup import RequestTotals, RollupStore
 from wedsync_otel.rules import Verdict, WeddingRules
 
 _APDEX_TEXT = {apdex: apdex.value for apdex in ApdexClass}
@@ -57,6 +59,26 @@ _NS_PER_MS = 1_000_000
 _NS_PER_S = 1_000_000_000
 
 
+class QueryObserver(Protocol):
+    """Receives every database query the processor sees (the `QueryAdvisor` is one)."""
+
+    def observe(self, *, fingerprint: str, statement: str, duration_ms: float) -> None:
+        """One query ran; ``statement`` is sanitised (its literals are ``?``)."""
+
+    def report_n_plus_one(self, *, fingerprint: str, statement: str, count: int) -> None:
+        """One request ran the same query shape ``count`` times."""
+
+
+_EMPTY_ROLLUP: Final = {
+    attr.ROLLUP_CACHE_HITS: 0,
+    attr.ROLLUP_CACHE_MISSES: 0,
+    attr.ROLLUP_CACHE_DURATION_MS: 0.0,
+    attr.ROLLUP_DB_QUERIES: 0,
+    attr.ROLLUP_DB_DURATION_MS: 0.0,
+    attr.ROLLUP_DB_SLOW_QUERIES: 0,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorStats:
     """What the processor has done and what it had to drop or ignore."""
@@ -66,6 +88,9 @@ class ProcessorStats:
     invalid_durations: int
     path_cache_evictions: int
     downstream_errors: int
+    requests_timed_out: int
+    """Requests whose cache/DB totals were evicted because their span never ended in time."""
+    requests_overflowed: int
 
 
 _new_span = object.__new__
@@ -81,8 +106,10 @@ class _EnrichedSpan(ReadableSpan):
         return self._original_dropped
 
 
-def enriched_copy(span: ReadableSpan, attributes: dict[str, Any]) -> ReadableSpan:
-    """A copy of ``span`` carrying ``attributes`` instead of its own.
+def enriched_copy(
+    span: ReadableSpan, attributes: dict[str, Any], *, events: Sequence[Event] | None = None
+) -> ReadableSpan:
+    """A copy of ``span`` carrying ``attributes`` instead of its own (and ``events`` added).
 
     Copies the instance dictionary instead of calling the constructor: it is
     several times cheaper on this hot path, and it carries every field,
@@ -92,6 +119,8 @@ def enriched_copy(span: ReadableSpan, attributes: dict[str, Any]) -> ReadableSpa
     copy = _new_span(_EnrichedSpan)
     copy.__dict__ = span.__dict__.copy()
     copy._attributes = attributes  # noqa: SLF001 - our own subclass
+    if events:
+        copy._events = (*span.events, *events)  # noqa: SLF001
     copy._original_dropped = span.dropped_attributes  # noqa: SLF001
     return copy
 
@@ -152,6 +181,8 @@ class WeddingSpanProcessor(SpanProcessor):
         self._bad_date = RateLimitedWarning("wedsync-otel: span has an unusable wedding.date")
         self._bad_duration = RateLimitedWarning("wedsync-otel: span has an unusable duration")
         self._listeners: tuple[Callable[[ReadableSpan, Verdict], None], ...] = ()
+        self._query_observers: tuple[QueryObserver, ...] = ()
+        self.rollup = RollupStore(timeout_s=self.config.request_timeout_s)
         self._enriched = 0
         self._downstream_errors = 0
 
@@ -168,11 +199,17 @@ class WeddingSpanProcessor(SpanProcessor):
             invalid_durations=self._bad_duration.count,
             path_cache_evictions=self.rules.catalogue.evictions,
             downstream_errors=self._downstream_errors,
+            requests_timed_out=self.rollup.timed_out,
+            requests_overflowed=self.rollup.overflowed,
         )
 
     def add_verdict_listener(self, listener: Callable[[ReadableSpan, Verdict], None]) -> None:
         """Call ``listener`` with every enriched span and its verdict (metrics hook in here)."""
         self._listeners = (*self._listeners, listener)
+
+    def add_query_observer(self, observer: QueryObserver) -> None:
+        """Tell ``observer`` (a `QueryAdvisor`) about every query and every N+1 found."""
+        self._query_observers = (*self._query_observers, observer)
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         try:
@@ -208,20 +245,63 @@ class WeddingSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         forwarded = span
-        if is_local_root_or_server(span):
-            try:
-                forwarded = self._enrich(span)
-            except Exception as exc:  # noqa: BLE001 - forward the original instead
-                log_internal_error("WeddingSpanProcessor.on_end", exc)
+        try:
+            forwarded = self._process(span)
+        except Exception as exc:  # noqa: BLE001 - forward the original instead
+            log_internal_error("WeddingSpanProcessor.on_end", exc)
         try:
             self._downstream.on_end(forwarded)
         except Exception as exc:  # noqa: BLE001
             self._downstream_failed("on_end", exc)
 
-    def _enrich(self, span: ReadableSpan) -> ReadableSpan:  # noqa: PLR0912 - kept flat for speed
-        # The hot path: one flat function, locals instead of attribute chains.
+    def _process(self, span: ReadableSpan) -> ReadableSpan:
         raw = span._attributes  # noqa: SLF001 - read-only; see _plain_attributes
         attrs = raw._dict if raw.__class__ is BoundedAttributes else _plain_attributes(span)  # noqa: SLF001
+        extra: dict[str, Any] | None = None
+        if attr.CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
+            extra = self._child_work(span, attrs)
+        if is_local_root_or_server(span):
+            return self._enrich(span, attrs, extra)
+        if extra:
+            return enriched_copy(span, {**attrs, **extra})
+        return span
+
+    def _child_work(self, span: ReadableSpan, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Roll a cache or database span up into its request; rewrite a query's text."""
+        context = span.context
+        start, end = span.start_time, span.end_time
+        duration_ms = 0.0 if start is None or end is None or end < start else (end - start) / 1e6
+        trace_id = 0 if context is None else context.trace_id
+        if queries.is_cache_span(attrs):
+            hits, misses = queries.cache_counts(attrs)
+            self.rollup.add_cache(trace_id, hits=hits, misses=misses, duration_ms=duration_ms)
+            return None
+        system = queries.database_system(attrs)
+        if system is None or system in queries.CACHE_SYSTEMS:
+            return None
+        found = queries.query(attrs, duration_ms=duration_ms, slow_ms=self.config.slow_query_ms)
+        slow = bool(found.attributes[attr.DB_QUERY_SLOW])
+        self.rollup.add_query(
+            trace_id,
+            fingerprint=found.fingerprint,
+            statement=found.statement,
+            duration_ms=duration_ms,
+            slow=slow,
+        )
+        for observer in self._query_observers:
+            try:
+                observer.observe(
+                    fingerprint=found.fingerprint,
+                    statement=found.statement,
+                    duration_ms=duration_ms,
+                )
+            except Exception as exc:  # noqa: BLE001 - an observer never breaks the request
+                log_internal_error("a query observer", exc)
+        return found.attributes
+
+    def _enrich(  # noqa: PLR0912 - the hot path, kept flat for speed
+        self, span: ReadableSpan, attrs: Mapping[str, Any], extra: dict[str, Any] | None
+    ) -> ReadableSpan:
         route = attrs.get(HTTP_ROUTE)
         if route.__class__ is not str:
             route = attrs.get(URL_PATH)
@@ -266,16 +346,72 @@ class WeddingSpanProcessor(SpanProcessor):
             }
         if days is not None:
             merged[attr.WEDDING_DAYS_UNTIL] = days
-        copy = enriched_copy(span, merged)
+        if extra:
+            merged.update(extra)
+        context = span.context
+        totals = self.rollup.pop(0 if context is None else context.trace_id)
+        events = self._roll_up(merged, totals, duration_ms, end)
+        copy = enriched_copy(span, merged, events=events)
         self._enriched += 1
         if self._listeners:
-            verdict = Verdict(judgement, days, duration_ms, apdex, failed, status_code)
+            verdict = Verdict(
+                judgement,
+                days,
+                duration_ms,
+                apdex,
+                failed,
+                status_code,
+                *((totals.cache_hits, totals.cache_misses, totals.db_ms) if totals else ()),
+            )
             for listener in self._listeners:
                 try:
                     listener(copy, verdict)
                 except Exception as exc:  # noqa: BLE001 - the span still goes downstream enriched
                     log_internal_error("a verdict listener", exc)
         return copy
+
+    def _roll_up(
+        self,
+        merged: dict[str, Any],
+        totals: RequestTotals | None,
+        duration_ms: float,
+        end_ns: int | None,
+    ) -> tuple[Event, ...] | None:
+        """Write the request's cache and database totals; an N+1 event when one is found."""
+        if totals is None:
+            merged.update(_EMPTY_ROLLUP)
+            if not math.isnan(duration_ms):
+                merged[attr.ROLLUP_APP_DURATION_MS] = duration_ms
+            return None
+        merged[attr.ROLLUP_CACHE_HITS] = totals.cache_hits
+        merged[attr.ROLLUP_CACHE_MISSES] = totals.cache_misses
+        merged[attr.ROLLUP_CACHE_DURATION_MS] = totals.cache_ms
+        merged[attr.ROLLUP_DB_QUERIES] = totals.db_queries
+        merged[attr.ROLLUP_DB_DURATION_MS] = totals.db_ms
+        merged[attr.ROLLUP_DB_SLOW_QUERIES] = totals.db_slow
+        if not math.isnan(duration_ms):
+            merged[attr.ROLLUP_APP_DURATION_MS] = max(
+                0.0, duration_ms - totals.cache_ms - totals.db_ms
+            )
+        repeated = totals.repeated(self.config.n_plus_one_limit)
+        if repeated is None:
+            return None
+        fingerprint, count = repeated
+        statement = totals.statements.get(fingerprint, "")
+        merged[attr.DB_N_PLUS_ONE] = fingerprint
+        for observer in self._query_observers:
+            try:
+                observer.report_n_plus_one(
+                    fingerprint=fingerprint, statement=statement, count=count
+                )
+            except Exception as exc:  # noqa: BLE001 - an observer never breaks the request
+                log_internal_error("a query observer", exc)
+        event = Event(
+            attr.DB_N_PLUS_ONE,
+            {attr.DB_FINGERPRINT: fingerprint, "db.query.count": count, "db.query.text": statement},
+            timestamp=end_ns,
+        )
+        return (event,)
 
     def _wedding_date(self, attrs: Mapping[str, Any]) -> dt.date | None:
         raw = attrs.get(attr.WEDDING_DATE)

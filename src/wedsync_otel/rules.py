@@ -146,3 +146,7 @@ class Verdict(NamedTuple):
     apdex: ApdexClass
     failed: bool
     status_code: int | None
+    cache_hits: int = 0
+    cache_misses: int = 0
+    db_ms: float = 0.0
+    """The request's own database time (its roll-up), for the DB time metrics."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from wedsync_otel.config import WeddingConfig, load_config
+from wedsync_otel.instrumentation import instrument as turn_on
 from wedsync_otel.metrics import PerformanceMetricExporter, PerformanceSnapshot, WeddingRecorder
 from wedsync_otel.metrics.self_metrics import register_self_metrics
 from wedsync_otel.processor import Clock, WeddingSpanProcessor
@@ -116,6 +117,7 @@ def configure(
     clock: Clock | None = None,
     service_name: str | None = None,
     resource: Resource | None = None,
+    instrument: Sequence[str] = (),
     set_global: bool = True,
 ) -> WeddingTelemetry:
     """Build the pipelines: traces and the wedding performance metrics.
@@ -129,7 +131,8 @@ def configure(
     variables); the resource honours ``OTEL_SERVICE_NAME`` and
     ``OTEL_RESOURCE_ATTRIBUTES``, with ``service_name`` winning. With
     ``set_global`` (the default) both providers become the global ones, once:
-    a second call returns the pipeline already installed.
+    a second call returns the pipeline already installed. ``instrument``
+    names companion instrumentations to turn on (see `instrument`).
     """
     global _installed  # noqa: PLW0603 - mirrors the SDK's one global provider
     with _install_lock:
@@ -172,4 +175,7 @@ def configure(
             trace.set_tracer_provider(tracer_provider)
             metrics.set_meter_provider(meter_provider)
             _installed = telemetry
+        if instrument:
+            # With set_global the contrib spans reach this pipeline through the global provider.
+            turn_on(*instrument, tracer_provider=None if set_global else tracer_provider)
         return telemetry

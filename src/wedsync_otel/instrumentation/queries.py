@@ -1,0 +1,72 @@
+"""Database and cache spans, read through both semantic conventions.
+
+The contrib dbapi, sqlite3 and psycopg instrumentations have no hooks and
+export raw SQL with its literals (open-telemetry/opentelemetry-python-contrib
+#1376, #1543, #2003), so the span processor rewrites their query text in
+the copy it forwards. Old and stable names are both read, and whichever the
+span carries is rewritten (``OTEL_SEMCONV_STABILITY_OPT_IN`` decides which
+the contrib writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final, NamedTuple
+
+from wedsync_otel import attributes as attr
+from wedsync_otel.instrumentation.fingerprint import sanitize, shape_fingerprint
+
+DB_SYSTEM_KEYS: Final = ("db.system.name", "db.system")
+"""Stable name first, then the old one."""
+DB_QUERY_KEYS: Final = ("db.query.text", "db.statement")
+CACHE_SYSTEMS: Final = frozenset({"redis", "memcached"})
+
+
+class Query(NamedTuple):
+    """One database span, as the roll-up and the query advisor need it."""
+
+    fingerprint: str
+    statement: str
+    """Sanitised: every literal and placeholder is ``?``."""
+    attributes: dict[str, Any]
+    """What the forwarded copy carries instead of the raw text, plus fingerprint and slow flag."""
+
+
+def is_cache_span(attrs: Mapping[str, Any]) -> bool:
+    """A cache operation: marked by the Redis hooks or `WeddingCache`."""
+    return attr.CACHE_BACKEND in attrs
+
+
+def cache_counts(attrs: Mapping[str, Any]) -> tuple[int, int]:
+    """(hits, misses) of one cache span; multi-key reads count each key."""
+    hit = attrs.get(attr.CACHE_HIT)
+    if hit is True:
+        return 1, 0
+    if hit is False:
+        return 0, 1
+    hits, misses = attrs.get(attr.CACHE_HITS), attrs.get(attr.CACHE_MISSES)
+    return (
+        hits if isinstance(hits, int) and hits > 0 else 0,
+        misses if isinstance(misses, int) and misses > 0 else 0,
+    )
+
+
+def database_system(attrs: Mapping[str, Any]) -> str | None:
+    """The span's database system, stable name first; ``None`` for a non-database span."""
+    for key in DB_SYSTEM_KEYS:
+        value = attrs.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def query(attrs: Mapping[str, Any], *, duration_ms: float, slow_ms: float) -> Query:
+    """Fingerprint, sanitised text and slow flag of one database span."""
+    raw = next((attrs[key] for key in DB_QUERY_KEYS if isinstance(attrs.get(key), str)), "")
+    statement = sanitize(raw)
+    extra: dict[str, Any] = {key: statement for key in DB_QUERY_KEYS if key in attrs}
+    shape = shape_fingerprint(statement) if raw else ""
+    if shape:
+        extra[attr.DB_FINGERPRINT] = shape
+    extra[attr.DB_QUERY_SLOW] = duration_ms > slow_ms
+    return Query(shape, statement, extra)
