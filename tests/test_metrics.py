@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import Counter, Histogram
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -357,3 +358,65 @@ def test_readiness_is_at_risk_without_enough_requests(instance: Instance) -> Non
         "payments",
         "rsvp",
     }
+
+
+def _request_with_cache_and_db(
+    instance: Instance, *, hits: int, misses: int, db_ms: float, total_ms: float
+) -> None:
+    start = int(instance.clock.now.timestamp()) * 1_000_000_000
+    root = instance.tracer.start_span(
+        "request", kind=SpanKind.SERVER, attributes={"http.route": "/api/rsvp"}, start_time=start
+    )
+    with trace.use_span(root, end_on_exit=False):
+        for hit in [True] * hits + [False] * misses:
+            instance.tracer.start_span(
+                "GET",
+                kind=SpanKind.CLIENT,
+                attributes={"cache.backend": "redis", "cache.hit": hit},
+                start_time=start,
+            ).end(end_time=start)
+        query = instance.tracer.start_span(
+            "SELECT",
+            kind=SpanKind.CLIENT,
+            attributes={"db.system": "sqlite", "db.statement": "SELECT 1"},
+            start_time=start,
+        )
+        query.end(end_time=start + round(db_ms * MS))
+    root.end(end_time=start + round(total_ms * MS))
+
+
+def test_cache_hit_rate_and_db_time_share_per_endpoint(instance: Instance) -> None:
+    """Roll-ups feed the cache and DB series; the snapshot shows hit rate and DB share."""
+    for _ in range(10):
+        _request_with_cache_and_db(instance, hits=2, misses=1, db_ms=30.0, total_ms=120.0)
+    stats = instance.exporter.snapshot().endpoints["rsvp"].windows["1m"]
+    assert stats.cache_hit_rate == pytest.approx(2 / 3)
+    assert stats.db_time_share == pytest.approx(0.25, rel=0.01)
+    data = instance.export()
+    cache = metric(data, names.CACHE_REQUESTS).data
+    assert {p.attributes["cache.result"]: p.value for p in cache.data_points} == {
+        "hit": 20,
+        "miss": 10,
+    }  # type: ignore[index]
+    db = metric(data, names.DB_DURATION).data
+    assert isinstance(db, ExponentialHistogram)
+    assert [(p.count, round(p.sum, 6)) for p in db.data_points] == [(10, 300.0)]
+    assert gauge_value(
+        data, names.CACHE_HIT_RATE, **{"wedding.endpoint": "rsvp", "wedding.window": "1m"}
+    ) == pytest.approx(2 / 3)
+
+
+def test_fleet_cache_and_db_figures_merge_from_counters(clock: FakeClock) -> None:
+    """A fleet exporter fed two instances' data gets the combined hit rate and DB share."""
+    fleet = PerformanceMetricExporter(CapturingExporter(), clock=clock)
+    for name, hits, misses in (("a", 3, 1), ("b", 1, 3)):
+        instance = Instance(clock, name=name)
+        for _ in range(5):
+            _request_with_cache_and_db(
+                instance, hits=hits, misses=misses, db_ms=10.0, total_ms=100.0
+            )
+        fleet.export(instance.export())
+        instance.close()
+    stats = fleet.snapshot().endpoints["rsvp"].windows["1h"]
+    assert stats.cache_hit_rate == pytest.approx(0.5)
+    assert stats.db_time_share == pytest.approx(0.1, rel=0.01)

@@ -51,6 +51,8 @@ Clock = Callable[[], dt.datetime]
 SCOPE: Final = InstrumentationScope("wedsync_otel", "0.1.0")
 """Scope of every metric this package emits."""
 
+_COUNTER_INGESTERS: Final = frozenset({names.APDEX_REQUESTS, names.CACHE_REQUESTS})
+
 _QUANTILE_GAUGES: Final = (
     (names.LATENCY_P50, "p50_ms"),
     (names.LATENCY_P90, "p90_ms"),
@@ -138,12 +140,19 @@ class PerformanceMetricExporter(MetricExporter):
         deltas = self._recorder.collect()
         if deltas.empty():
             return
-        for target in (self._cumulative, self._since_export):
-            _merge_deltas(target, deltas)
+        self._cumulative.merge(deltas)
+        self._since_export.merge(deltas)
         for (endpoint, _critical, band, status), buckets in deltas.durations.items():
             self._store.add_durations(now_ns, (endpoint, band), buckets, error=status == "5xx")
         for (endpoint, band, apdex), count in deltas.apdex.items():
             self._store.add_apdex(now_ns, endpoint, band, apdex, count)
+        for (endpoint, band, result), count in deltas.cache.items():
+            hit = result == "hit"
+            self._store.add_cache(
+                now_ns, (endpoint, band), hits=count * hit, misses=count * (not hit)
+            )
+        for key, buckets in deltas.db.items():
+            self._store.add_db_ms(now_ns, key, buckets.sum)
 
     def _ingest(self, metrics_data: MetricsData, now_ns: int) -> None:
         """Feed ``wedding.*`` series from other sources (SDK instruments, other instances).
@@ -157,8 +166,10 @@ class PerformanceMetricExporter(MetricExporter):
                 for metric in scope_metrics.metrics:
                     if metric.name == names.SERVER_DURATION:
                         self._ingest_durations(source, metric, now_ns)
-                    elif metric.name == names.APDEX_REQUESTS:
-                        self._ingest_apdex(source, metric, now_ns)
+                    elif metric.name in _COUNTER_INGESTERS:
+                        self._ingest_counter(source, metric, now_ns)
+                    elif metric.name == names.DB_DURATION:
+                        self._ingest_db(source, metric, now_ns)
 
     def _ingest_durations(self, source: tuple[Any, ...], metric: Metric, now_ns: int) -> None:
         data = metric.data
@@ -192,26 +203,50 @@ class PerformanceMetricExporter(MetricExporter):
             error = point_attrs.get(names.STATUS_CLASS) == "5xx"
             self._store.add_durations(point.time_unix_nano or now_ns, key, buckets, error=error)
 
-    def _ingest_apdex(self, source: tuple[Any, ...], metric: Metric, now_ns: int) -> None:
+    def _ingest_counter(self, source: tuple[Any, ...], metric: Metric, now_ns: int) -> None:
+        """Apdex-class and cache-result counters, delta or cumulative."""
         data = metric.data
         if not isinstance(data, Sum):
             return
         cumulative = data.aggregation_temporality is AggregationTemporality.CUMULATIVE
         for point in data.data_points:
             point_attrs = dict(point.attributes or {})
-            count = int(point.value)
+            count = float(point.value)
             if cumulative:
                 series = (source, metric.name, tuple(sorted(point_attrs.items())))
                 count = self._tracker.counter_delta(series, point.start_time_unix_nano, count)
-            if count <= 0:
+            if not count > 0:
                 continue
-            self._store.add_apdex(
-                point.time_unix_nano or now_ns,
+            time_ns = point.time_unix_nano or now_ns
+            endpoint = str(point_attrs.get(attr.WEDDING_ENDPOINT, "other"))
+            band = str(point_attrs.get(attr.WEDDING_PROXIMITY, "unknown"))
+            if metric.name == names.APDEX_REQUESTS:
+                apdex = str(point_attrs.get(attr.WEDDING_APDEX, "frustrated"))
+                self._store.add_apdex(time_ns, endpoint, band, apdex, int(count))
+            else:
+                hit = point_attrs.get(names.CACHE_RESULT) == "hit"
+                hits, misses = (int(count), 0) if hit else (0, int(count))
+                self._store.add_cache(time_ns, (endpoint, band), hits=hits, misses=misses)
+
+    def _ingest_db(self, source: tuple[Any, ...], metric: Metric, now_ns: int) -> None:
+        """Database time per request: only the histogram's sum is needed."""
+        data = metric.data
+        if not isinstance(data, ExponentialHistogram):
+            return
+        cumulative = data.aggregation_temporality is AggregationTemporality.CUMULATIVE
+        for point in data.data_points:
+            point_attrs = dict(point.attributes or {})
+            total = float(point.sum)
+            if cumulative:
+                series = (source, metric.name, tuple(sorted(point_attrs.items())))
+                total = self._tracker.counter_delta(series, point.start_time_unix_nano, total)
+            if not total > 0:
+                continue
+            key = (
                 str(point_attrs.get(attr.WEDDING_ENDPOINT, "other")),
                 str(point_attrs.get(attr.WEDDING_PROXIMITY, "unknown")),
-                str(point_attrs.get(attr.WEDDING_APDEX, "frustrated")),
-                count,
             )
+            self._store.add_db_ms(point.time_unix_nano or now_ns, key, total)
 
     def _recorded_metrics(self, now_ns: int) -> list[Metric]:
         """The recorder's series as standard metrics, in the inner exporter's temporality."""
@@ -252,6 +287,47 @@ class PerformanceMetricExporter(MetricExporter):
                             n,
                         )
                         for (e, b, a), n in counters.apdex.items()
+                    ],
+                    start_ns,
+                    now_ns,
+                    delta=delta_counters,
+                )
+            )
+        if histograms.db:
+            metrics.append(
+                Metric(
+                    name=names.DB_DURATION,
+                    description="Database time per request",
+                    unit="ms",
+                    data=ExponentialHistogram(
+                        data_points=[
+                            _exp_point(
+                                {attr.WEDDING_ENDPOINT: e, attr.WEDDING_PROXIMITY: b},
+                                buckets,
+                                start_ns,
+                                now_ns,
+                            )
+                            for (e, b), buckets in histograms.db.items()
+                        ],
+                        aggregation_temporality=_temporality(delta_histograms),
+                    ),
+                )
+            )
+        if counters.cache:
+            metrics.append(
+                _sum(
+                    names.CACHE_REQUESTS,
+                    "Cache reads by result",
+                    [
+                        (
+                            {
+                                attr.WEDDING_ENDPOINT: e,
+                                attr.WEDDING_PROXIMITY: b,
+                                names.CACHE_RESULT: r,
+                            },
+                            n,
+                        )
+                        for (e, b, r), n in counters.cache.items()
                     ],
                     start_ns,
                     now_ns,
@@ -301,19 +377,6 @@ def _temporality(delta: bool) -> AggregationTemporality:
     return AggregationTemporality.DELTA if delta else AggregationTemporality.CUMULATIVE
 
 
-def _merge_deltas(target: Deltas, deltas: Deltas) -> None:
-    for key, buckets in deltas.durations.items():
-        existing = target.durations.get(key)
-        if existing is None:
-            target.durations[key] = buckets.copy()
-        else:
-            existing.merge(buckets)
-    for apdex_key, count in deltas.apdex.items():
-        target.apdex[apdex_key] = target.apdex.get(apdex_key, 0) + count
-    for breach_key, count in deltas.breaches.items():
-        target.breaches[breach_key] = target.breaches.get(breach_key, 0) + count
-
-
 def _histogram_point(
     key: tuple[str, bool, str, str], buckets: ExponentialBuckets, start_ns: int, now_ns: int
 ) -> ExponentialHistogramDataPoint:
@@ -325,8 +388,17 @@ def _histogram_point(
     }
     if status:
         point_attrs[names.STATUS_CLASS] = status
+    return _exp_point(point_attrs, buckets, start_ns, now_ns)
+
+
+def _exp_point(
+    point_attrs: Mapping[str, str | bool],
+    buckets: ExponentialBuckets,
+    start_ns: int,
+    now_ns: int,
+) -> ExponentialHistogramDataPoint:
     return ExponentialHistogramDataPoint(
-        attributes=point_attrs,
+        attributes=dict(point_attrs),
         start_time_unix_nano=start_ns,
         time_unix_nano=now_ns,
         count=buckets.count,
@@ -390,6 +462,10 @@ def gauges(snapshot: PerformanceSnapshot, now_ns: int) -> list[Metric]:
         add(names.HEALTH_SCORE, stats.health, point_attrs)
         if stats.apdex is not None:
             add(names.APDEX_SCORE, stats.apdex, point_attrs)
+        if stats.cache_hit_rate is not None:
+            add(names.CACHE_HIT_RATE, stats.cache_hit_rate, point_attrs)
+        if stats.db_time_share is not None:
+            add(names.DB_TIME_SHARE, stats.db_time_share, point_attrs)
 
     for endpoint in snapshot.endpoints.values():
         for window, stats in endpoint.windows.items():

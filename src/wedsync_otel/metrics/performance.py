@@ -30,7 +30,10 @@ def window_stats(merged: Merged, threshold: float) -> WindowStats | None:
         p95_ms=p95,
         threshold_ms=threshold,
     )
+    cache_ops = merged.cache_hits + merged.cache_misses
     return WindowStats(
+        cache_hit_rate=merged.cache_hits / cache_ops if cache_ops else None,
+        db_time_share=min(1.0, merged.db_ms / buckets.sum) if buckets.sum > 0 else None,
         count=buckets.count,
         error_rate=error_rate,
         p50_ms=p50,

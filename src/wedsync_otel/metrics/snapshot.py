@@ -19,6 +19,10 @@ class WindowStats:
     apdex: float | None
     """None when no Apdex counts arrived for the window (durations from another source)."""
     health: float
+    cache_hit_rate: float | None = None
+    """Cache hits / (hits + misses); None without cache operations."""
+    db_time_share: float | None = None
+    """Database time / request time; None when no database time was reported."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

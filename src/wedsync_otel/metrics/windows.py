@@ -34,6 +34,9 @@ class SlotData:
     durations: dict[StatsKey, ExponentialBuckets] = field(default_factory=dict)
     errors: dict[StatsKey, int] = field(default_factory=dict)
     apdex: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    cache: dict[StatsKey, list[int]] = field(default_factory=dict)
+    """[hits, misses]."""
+    db_ms: dict[StatsKey, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -45,6 +48,9 @@ class Merged:
     satisfied: int = 0
     tolerating: int = 0
     frustrated: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    db_ms: float = 0.0
 
     @property
     def count(self) -> int:
@@ -68,6 +74,9 @@ class Merged:
             else:
                 self.durations.merge(other.durations)
         self.errors += other.errors
+        self.cache_hits += other.cache_hits
+        self.cache_misses += other.cache_misses
+        self.db_ms += other.db_ms
         self.satisfied += other.satisfied
         self.tolerating += other.tolerating
         self.frustrated += other.frustrated
@@ -109,6 +118,17 @@ class WindowRing:
         key = (endpoint, band, apdex)
         slot.apdex[key] = slot.apdex.get(key, 0) + count
 
+    def add_cache(self, time_ns: int, key: StatsKey, *, hits: int, misses: int) -> None:
+        """Add cache hits and misses."""
+        totals = self._slot(time_ns).cache.setdefault(key, [0, 0])
+        totals[0] += hits
+        totals[1] += misses
+
+    def add_db_ms(self, time_ns: int, key: StatsKey, db_ms: float) -> None:
+        """Add database time."""
+        slot = self._slot(time_ns)
+        slot.db_ms[key] = slot.db_ms.get(key, 0.0) + db_ms
+
     def aggregate(
         self, now_ns: int, window_s: int, *, skip_recent_s: int = 0
     ) -> dict[StatsKey, Merged]:
@@ -138,6 +158,12 @@ class WindowRing:
                 if merged is None:
                     merged = result[(endpoint, band)] = Merged()
                 merged.add_apdex(apdex, count)
+            for key, (hits, misses) in slot.cache.items():
+                merged = result.setdefault(key, Merged())
+                merged.cache_hits += hits
+                merged.cache_misses += misses
+            for key, db_ms in slot.db_ms.items():
+                result.setdefault(key, Merged()).db_ms += db_ms
         return result
 
 
@@ -164,6 +190,16 @@ class WindowStore:
         self.fine.add_apdex(time_ns, endpoint, band, apdex, count)
         self.coarse.add_apdex(time_ns, endpoint, band, apdex, count)
 
+    def add_cache(self, time_ns: int, key: StatsKey, *, hits: int, misses: int) -> None:
+        """Add cache hits and misses to both rings."""
+        self.fine.add_cache(time_ns, key, hits=hits, misses=misses)
+        self.coarse.add_cache(time_ns, key, hits=hits, misses=misses)
+
+    def add_db_ms(self, time_ns: int, key: StatsKey, db_ms: float) -> None:
+        """Add database time to both rings."""
+        self.fine.add_db_ms(time_ns, key, db_ms)
+        self.coarse.add_db_ms(time_ns, key, db_ms)
+
     def window(self, now_ns: int, name: str) -> dict[StatsKey, Merged]:
         """Per (endpoint, band) totals of one named window."""
         window_s = WINDOWS[name]
@@ -181,7 +217,7 @@ class DeltaTracker:
     """Turns cumulative points into deltas, per series, detecting resets."""
 
     def __init__(self, *, max_series: int = 20_000) -> None:
-        self._previous: dict[Hashable, tuple[int, ExponentialBuckets | int]] = {}
+        self._previous: dict[Hashable, tuple[int, ExponentialBuckets | float]] = {}
         self._max_series = max_series
         self.resets = 0
         """Cumulative series whose start time changed or whose counts went down."""
@@ -202,10 +238,10 @@ class DeltaTracker:
             self.resets += 1
             return cumulative
 
-    def counter_delta(self, series: Hashable, start_ns: int, cumulative: int) -> int:
-        """The increase of a cumulative counter since the last point of this series."""
+    def counter_delta(self, series: Hashable, start_ns: int, cumulative: float) -> float:
+        """The increase of a cumulative counter (or histogram sum) since the last point."""
         previous = self._remember(series, start_ns, cumulative)
-        if previous is None or not isinstance(previous, int):
+        if previous is None or isinstance(previous, ExponentialBuckets):
             return cumulative
         if cumulative < previous:
             self.resets += 1
@@ -213,8 +249,8 @@ class DeltaTracker:
         return cumulative - previous
 
     def _remember(
-        self, series: Hashable, start_ns: int, value: ExponentialBuckets | int
-    ) -> ExponentialBuckets | int | None:
+        self, series: Hashable, start_ns: int, value: ExponentialBuckets | float
+    ) -> ExponentialBuckets | float | None:
         before = self._previous.get(series)
         if before is None and len(self._previous) >= self._max_series:
             del self._previous[next(iter(self._previous))]
