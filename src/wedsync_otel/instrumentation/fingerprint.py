@@ -23,7 +23,7 @@ _TOKENS = re.compile(
     | (?P<string>[EeBbXxNn]?'(?:[^']|'')*(?:'|\Z))
     | (?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?(?:\$(?P=tag)\$|\Z))
     | (?P<quoted>"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\])
-    | (?P<param>\?|%s|%\(\w+\)s|\$\d+|:[A-Za-z_]\w*)
+    | (?P<param>\?|%s|%\(\w+\)s|\$\d+|(?<![:\w]):[A-Za-z_]\w*)
     | (?P<number>(?<![\w.])[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w.]))
     | (?P<bool>\b(?:TRUE|FALSE|true|false|True|False)\b)
     | (?P<space>\s+)
@@ -85,7 +85,7 @@ _AROUND_OPERATORS = re.compile(r"\s*([=<>!,()+\-*/%|;])\s*")
 
 
 _WRITE_KEYWORDS = re.compile(
-    r"\b(insert|update|delete|merge|upsert|replace|create|drop|alter|truncate|grant|revoke"
+    r"\b(insert|into|update|delete|merge|upsert|replace|create|drop|alter|truncate|grant|revoke"
     r"|vacuum|analyze|copy|call|do|lock|refresh|reindex|cluster|set|reset|begin|commit"
     r"|rollback|savepoint|attach|detach|pragma)\b",
     re.IGNORECASE,
