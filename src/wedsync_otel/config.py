@@ -9,6 +9,7 @@ wrong surfaces as one `ConfigError` naming the key.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -102,6 +103,10 @@ class WeddingConfig:
     slow_query_ms: float = 50.0
     n_plus_one_limit: int = 5
     request_timeout_s: float = 300.0
+    wedding_id_params: tuple[str, ...] = ("wedding_id", "couple_id")
+    trusted_networks: tuple[str, ...] = ()
+    trust_header: str = "x-wedsync-trust"
+    trust_secret: str | None = field(default=None, repr=False)
     bands: BandMultipliers = field(default_factory=BandMultipliers)
     endpoints: tuple[EndpointSpec, ...] = DEFAULT_ENDPOINTS
 
@@ -115,6 +120,11 @@ class WeddingConfig:
         _check_positive("slow_query_ms", self.slow_query_ms)
         _check_positive("n_plus_one_limit", self.n_plus_one_limit)
         _check_positive("request_timeout_s", self.request_timeout_s)
+        _check_names("wedding_id_params", self.wedding_id_params)
+        _check_networks("trusted_networks", self.trusted_networks)
+        _check_header("trust_header", self.trust_header)
+        if self.trust_secret is not None and len(self.trust_secret) < 16:
+            raise ConfigError("trust_secret", "must be at least 16 characters")
         for band in Band:
             _check_positive(f"bands.{band.value}", self.bands.for_band(band))
         _check_endpoints(self.endpoints)
@@ -167,7 +177,10 @@ def _env_bool(key: str, text: str) -> bool:
 def _file_number(key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(key, f"must be a number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ConfigError(key, "is too large") from None
 
 
 def _env_number(key: str, text: str) -> float:
@@ -215,6 +228,16 @@ def _env_months(key: str, text: str) -> frozenset[int]:
         raise ConfigError(key, f"must be comma-separated month numbers, got {text!r}") from None
 
 
+def _file_strings(key: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(key, f"must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _env_strings(key: str, text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 SETTINGS: Final = (
     Setting("timezone", "WEDSYNC_OTEL_TIMEZONE", _file_str, _env_str),
     Setting("saturday_mode", "WEDSYNC_OTEL_SATURDAY_MODE", _file_bool, _env_bool),
@@ -230,6 +253,10 @@ SETTINGS: Final = (
     Setting("slow_query_ms", "WEDSYNC_OTEL_SLOW_QUERY_MS", _file_number, _env_number),
     Setting("n_plus_one_limit", "WEDSYNC_OTEL_N_PLUS_ONE_LIMIT", _file_int, _env_int),
     Setting("request_timeout_s", "WEDSYNC_OTEL_REQUEST_TIMEOUT_S", _file_number, _env_number),
+    Setting("wedding_id_params", "WEDSYNC_OTEL_WEDDING_ID_PARAMS", _file_strings, _env_strings),
+    Setting("trusted_networks", "WEDSYNC_OTEL_TRUSTED_NETWORKS", _file_strings, _env_strings),
+    Setting("trust_header", "WEDSYNC_OTEL_TRUST_HEADER", _file_str, _env_str),
+    Setting("trust_secret", "WEDSYNC_OTEL_TRUST_SECRET", _file_str, _env_str),
 )
 """Every scalar setting, declared once."""
 
@@ -268,9 +295,12 @@ def _read_toml(path: Path) -> Mapping[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         duplicate = _TOML_DUPLICATE.search(str(exc))
         if duplicate:
-            key = ".".join(part.strip(" '\"") for part in duplicate["key"].split(","))
+            parts = (part.strip(" '\"") for part in duplicate["key"].split(","))
+            key = ".".join(part for part in parts if part)
             what = "duplicate endpoint" if key.startswith("endpoints.") else "duplicate table"
             raise ConfigError(key, f"{what} ({exc})") from None
+        raise ConfigError(str(path), f"not valid TOML ({exc})") from None
+    except ValueError as exc:  # tomllib's own limits, e.g. an integer of 5,000 digits
         raise ConfigError(str(path), f"not valid TOML ({exc})") from None
 
 
@@ -339,7 +369,11 @@ def _check_bool(key: str, value: object) -> None:
 def _check_positive(key: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(key, f"must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:
+        raise ConfigError(key, "is too large") from None
+    if not finite or value <= 0:
         raise ConfigError(key, f"must be a positive number, got {value!r}")
 
 
@@ -355,9 +389,32 @@ def _check_timezone(key: str, name: object) -> None:
 def _check_months(key: str, months: object) -> None:
     if not isinstance(months, frozenset):
         raise ConfigError(key, f"must be a frozenset of month numbers, got {months!r}")
-    for month in sorted(months):
+    for month in sorted(months, key=repr):  # repr: the set may mix types
         if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
             raise ConfigError(key, f"month {month!r} out of range 1-12")
+
+
+def _check_names(key: str, names: object) -> None:
+    if not isinstance(names, tuple) or not all(
+        isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name)
+        for name in names
+    ):
+        raise ConfigError(key, f"must be parameter names like wedding_id, got {names!r}")
+
+
+def _check_networks(key: str, networks: object) -> None:
+    if not isinstance(networks, tuple):
+        raise ConfigError(key, f"must be a list of CIDR networks, got {networks!r}")
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"{network!r} is not a network like 10.0.0.0/8") from None
+
+
+def _check_header(key: str, name: object) -> None:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,64}", name):
+        raise ConfigError(key, f"must be an HTTP header name, got {name!r}")
 
 
 def _check_endpoints(endpoints: Sequence[EndpointSpec]) -> None:

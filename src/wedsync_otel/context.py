@@ -9,6 +9,7 @@ what the processor needs at the end.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
@@ -64,18 +65,20 @@ def wedding_context(
     *,
     wedding_id: str | int | None = None,
     wedding_date: dt.date | str | None = None,
+    resolve: bool = True,
 ) -> Iterator[Wedding]:
     """Make every span started inside know the wedding; also mark the current span.
 
     Without a date, the registered resolver is asked for one (waiting at most
-    its timeout). An unusable id or date is ignored with a rate-limited
+    its timeout) unless ``resolve`` is false (the ASGI middleware has asked
+    already, without blocking its event loop). An unusable id or date is ignored with a rate-limited
     warning: this never raises into the application.
     """
     wedding_key = wedding_id_text(wedding_id) if wedding_id is not None else None
     date = parse_wedding_date(wedding_date) if wedding_date is not None else None
     if wedding_date is not None and date is None:
         _bad_date(wedding_date)
-    if date is None and wedding_key is not None:
+    if date is None and wedding_key is not None and resolve:
         resolver = _resolver
         if resolver is not None:
             date = resolver.resolve(wedding_key, wait_s=resolver.timeout_s)
@@ -102,8 +105,15 @@ def _mark_current_span(wedding: Wedding) -> None:
 def inherited_wedding(
     context: otel_context.Context | None, *, trust_baggage: bool
 ) -> tuple[str | None, str | None]:
-    """Wedding id and ISO date a new span inherits: `wedding_context`, then trusted baggage."""
+    """Wedding id and ISO date a new span inherits: `wedding_context`, then trusted baggage.
+
+    A server span's parent context is extracted from the request headers and
+    does not hold what an outer middleware set, so the current context is
+    asked too.
+    """
     wedding = current_wedding(context)
+    if wedding is None and context is not None:
+        wedding = current_wedding()
     if wedding is not None:
         date = wedding.wedding_date.isoformat() if wedding.wedding_date else None
         return wedding.wedding_id, date
@@ -152,31 +162,47 @@ class ResolverCache:
 
     def resolve(self, wedding_id: str, *, wait_s: float) -> dt.date | None:
         """The cached date, or start a lookup and wait for it at most ``wait_s`` seconds."""
+        found = self._cached_or_lookup(wedding_id)
+        if not isinstance(found, Future):
+            return found
+        if wait_s > 0:
+            try:
+                return found.result(timeout=wait_s)
+            except TimeoutError:
+                self.timeouts += 1
+                return None
+        return found.result() if found.done() else None
+
+    async def resolve_async(self, wedding_id: str) -> dt.date | None:
+        """`resolve` for asyncio code: waits (at most the timeout) without blocking the loop."""
+        found = self._cached_or_lookup(wedding_id)
+        if not isinstance(found, Future):
+            return found
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(found)), self.timeout_s
+            )
+        except TimeoutError:
+            self.timeouts += 1
+            return None
+
+    def _cached_or_lookup(self, wedding_id: str) -> dt.date | Future[dt.date | None] | None:
+        """A fresh cached answer, else the future of a lookup (started if none is running)."""
         entry = self._entries.get(wedding_id)
         if entry is not None and entry[0] > self._clock():
             return entry[1]
         with self._lock:
             future = self._pending.get(wedding_id)
-            if future is None:
-                if len(self._pending) >= self._max_pending:
-                    self.dropped += 1
-                    return None
-                future = Future()
-                self._pending[wedding_id] = future
-                start = True
-            else:
-                start = False
-        if start:
-            threading.Thread(
-                target=self._lookup, args=(wedding_id, future), name="wedsync-resolver", daemon=True
-            ).start()
-        if wait_s > 0:
-            try:
-                return future.result(timeout=wait_s)
-            except TimeoutError:
-                self.timeouts += 1
+            if future is not None:
+                return future
+            if len(self._pending) >= self._max_pending:
+                self.dropped += 1
                 return None
-        return future.result() if future.done() else None
+            future = self._pending[wedding_id] = Future()
+        threading.Thread(
+            target=self._lookup, args=(wedding_id, future), name="wedsync-resolver", daemon=True
+        ).start()
+        return future
 
     def _lookup(self, wedding_id: str, future: Future[dt.date | None]) -> None:
         failed = False
@@ -222,6 +248,12 @@ def set_wedding_resolver(
         if resolver is None
         else ResolverCache(resolver, ttl_s=ttl_s, timeout_ms=timeout_ms, max_entries=max_entries)
     )
+
+
+async def resolve_wedding_date_async(wedding_id: str) -> dt.date | None:
+    """The registered resolver's answer for asyncio code, waiting at most its timeout."""
+    resolver = _resolver
+    return None if resolver is None else await resolver.resolve_async(wedding_id)
 
 
 def resolve_wedding_date(wedding_id: str) -> dt.date | None:

@@ -214,9 +214,11 @@ class WeddingSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         try:
             # Cheapest test first: most spans start outside any wedding context.
-            if (self._trust_baggage or current_wedding(parent_context) is not None) and (
-                is_local_root_or_server(span)
-            ):
+            if (
+                self._trust_baggage
+                or current_wedding(parent_context) is not None
+                or (parent_context is not None and current_wedding() is not None)
+            ) and is_local_root_or_server(span):
                 self._inherit_wedding(span, parent_context)
         except Exception as exc:  # noqa: BLE001 - never raise into the application
             log_internal_error("WeddingSpanProcessor.on_start", exc)

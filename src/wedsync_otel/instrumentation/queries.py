@@ -60,12 +60,48 @@ def database_system(attrs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def query(attrs: Mapping[str, Any], *, duration_ms: float, slow_ms: float) -> Query:
+class ShapeCache:
+    """Raw statement -> (sanitised text, fingerprint), bounded, oldest evicted first.
+
+    Applications run the same parameterised statements over and over, and
+    sanitising costs far more than a dict lookup. The raw text is kept in
+    process memory only, where the application already holds it; it is never
+    exported.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._entries: dict[str, tuple[str, str]] = {}
+        self._max_entries = max_entries
+        self.evictions = 0
+
+    def shape(self, raw: str) -> tuple[str, str]:
+        """Sanitised text and fingerprint of ``raw``."""
+        found = self._entries.get(raw)
+        if found is not None:
+            return found
+        statement = sanitize(raw)
+        found = (statement, shape_fingerprint(statement) if raw else "")
+        entries = self._entries
+        if len(entries) >= self._max_entries:
+            try:
+                del entries[next(iter(entries))]
+                self.evictions += 1
+            except (KeyError, RuntimeError, StopIteration):
+                pass  # another thread evicted first: the bound still holds
+        entries[raw] = found
+        return found
+
+
+_shapes = ShapeCache()
+
+
+def query(
+    attrs: Mapping[str, Any], *, duration_ms: float, slow_ms: float, shapes: ShapeCache = _shapes
+) -> Query:
     """Fingerprint, sanitised text and slow flag of one database span."""
     raw = next((attrs[key] for key in DB_QUERY_KEYS if isinstance(attrs.get(key), str)), "")
-    statement = sanitize(raw)
+    statement, shape = shapes.shape(raw)
     extra: dict[str, Any] = {key: statement for key in DB_QUERY_KEYS if key in attrs}
-    shape = shape_fingerprint(statement) if raw else ""
     if shape:
         extra[attr.DB_FINGERPRINT] = shape
     extra[attr.DB_QUERY_SLOW] = duration_ms > slow_ms
