@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 from opentelemetry import trace
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
@@ -22,6 +23,7 @@ from helpers import Pipeline
 from wedsync_otel import WeddingConfig
 from wedsync_otel import attributes as attr
 from wedsync_otel.instrumentation.fingerprint import fingerprint
+from wedsync_otel.instrumentation.redis_hooks import instrument_redis, uninstrument_redis
 from wedsync_otel.rollup import RollupStore
 
 SECRETS = ("alice@example.com", "Ada Lovelace", "4242424242424242")
@@ -311,3 +313,53 @@ def test_processor_counts_requests_whose_span_never_ended(
     with trace.use_span(other):
         _client_span(pipeline, "q2", {"db.system": "sqlite", "db.statement": "SELECT 1"})
     assert pipeline.processor.stats().requests_timed_out >= 1
+
+
+def test_real_redis_reads_roll_up_onto_the_request(
+    make_pipeline: Callable[..., Pipeline], redis_url: str
+) -> None:
+    """GET hits and misses and an MGET against a real Redis add up on the request span."""
+    pipeline = make_pipeline()
+    instrument_redis(tracer_provider=pipeline.provider)
+    try:
+        with redis.Redis.from_url(redis_url) as client:
+            client.set("supplier:rollup-1", "x")
+            pipeline.exporter.clear()
+
+            def work() -> None:
+                client.get("supplier:rollup-1")
+                client.get("supplier:rollup-missing")
+                client.mget("supplier:rollup-1", "supplier:rollup-2", "supplier:rollup-3")
+
+            root = serve(pipeline, work).attributes or {}
+            client.delete("supplier:rollup-1")
+    finally:
+        uninstrument_redis()
+    assert (root[attr.ROLLUP_CACHE_HITS], root[attr.ROLLUP_CACHE_MISSES]) == (2, 3)
+    trace_id = pipeline.only_span("request").context.trace_id  # type: ignore[union-attr]
+    redis_spans = [
+        s
+        for s in pipeline.spans()
+        if (s.attributes or {}).get("db.system") == "redis" and s.context.trace_id == trace_id  # type: ignore[union-attr]
+    ]
+    assert len(redis_spans) == 3
+    assert root[attr.ROLLUP_CACHE_DURATION_MS] == pytest.approx(
+        sum(duration_ms(s) for s in redis_spans)
+    )
+    for span in pipeline.spans():
+        assert not any("rollup-1" in str(value) for value in (span.attributes or {}).values())
+
+
+def test_raw_redis_search_text_is_redacted(traced: Pipeline) -> None:
+    """The contrib's raw FT.SEARCH query text never leaves the process."""
+
+    def work() -> None:
+        _client_span(
+            traced,
+            "FT.SEARCH",
+            {"db.system": "redis", attr.CACHE_BACKEND: "redis", "redis.search.query": SECRETS[0]},
+        )
+
+    serve(traced, work)
+    (span,) = [s for s in traced.spans() if s.name == "FT.SEARCH"]
+    assert (span.attributes or {})["redis.search.query"] == "?"

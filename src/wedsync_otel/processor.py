@@ -277,7 +277,7 @@ class WeddingSpanProcessor(SpanProcessor):
         if queries.is_cache_span(attrs):
             hits, misses = queries.cache_counts(attrs)
             self.rollup.add_cache(trace_id, hits=hits, misses=misses, duration_ms=duration_ms)
-            return None
+            return queries.redacted_cache_attributes(attrs)
         system = queries.database_system(attrs)
         if system is None or system in queries.CACHE_SYSTEMS:
             return None

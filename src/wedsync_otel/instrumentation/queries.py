@@ -37,6 +37,16 @@ def is_cache_span(attrs: Mapping[str, Any]) -> bool:
     return attr.CACHE_BACKEND in attrs
 
 
+_RAW_CACHE_PREFIXES: Final = ("redis.search.",)
+"""Contrib Redis attributes holding raw request text (FT.SEARCH queries and documents)."""
+
+
+def redacted_cache_attributes(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Replacements for cache-span attributes that carry raw query text, if any."""
+    found = {key: "?" for key in attrs if key.startswith(_RAW_CACHE_PREFIXES)}
+    return found or None
+
+
 def cache_counts(attrs: Mapping[str, Any]) -> tuple[int, int]:
     """(hits, misses) of one cache span; multi-key reads count each key."""
     hit = attrs.get(attr.CACHE_HIT)
