@@ -29,6 +29,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_processor.py
 	$(BIN)/python benchmarks/bench_quantiles.py
+	$(BIN)/python benchmarks/bench_instrumentation.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
