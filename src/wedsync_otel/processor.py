@@ -183,6 +183,7 @@ class WeddingSpanProcessor(SpanProcessor):
         self._listeners: tuple[Callable[[ReadableSpan, Verdict], None], ...] = ()
         self._query_observers: tuple[QueryObserver, ...] = ()
         self.rollup = RollupStore(timeout_s=self.config.request_timeout_s)
+        self._slow_query_ms = self.config.slow_query_ms
         self._enriched = 0
         self._downstream_errors = 0
 
@@ -271,24 +272,23 @@ class WeddingSpanProcessor(SpanProcessor):
     def _child_work(self, span: ReadableSpan, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
         """Roll a cache or database span up into its request; rewrite a query's text."""
         context = span.context
+        trace_id = 0 if context is None else context.trace_id
         start, end = span.start_time, span.end_time
         duration_ms = 0.0 if start is None or end is None or end < start else (end - start) / 1e6
-        trace_id = 0 if context is None else context.trace_id
-        if queries.is_cache_span(attrs):
+        if attr.CACHE_BACKEND in attrs:
             hits, misses = queries.cache_counts(attrs)
             self.rollup.add_cache(trace_id, hits=hits, misses=misses, duration_ms=duration_ms)
             return queries.redacted_cache_attributes(attrs)
-        system = queries.database_system(attrs)
-        if system is None or system in queries.CACHE_SYSTEMS:
+        system = attrs.get("db.system.name") or attrs.get("db.system")
+        if system.__class__ is not str or system in queries.CACHE_SYSTEMS:
             return None
-        found = queries.query(attrs, duration_ms=duration_ms, slow_ms=self.config.slow_query_ms)
-        slow = bool(found.attributes[attr.DB_QUERY_SLOW])
+        found = queries.query(attrs, duration_ms=duration_ms, slow_ms=self._slow_query_ms)
         self.rollup.add_query(
             trace_id,
             fingerprint=found.fingerprint,
             statement=found.statement,
             duration_ms=duration_ms,
-            slow=slow,
+            slow=duration_ms > self._slow_query_ms,
         )
         for observer in self._query_observers:
             try:

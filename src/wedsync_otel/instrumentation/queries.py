@@ -16,9 +16,6 @@ from typing import Any, Final, NamedTuple
 from wedsync_otel import attributes as attr
 from wedsync_otel.instrumentation.fingerprint import sanitize, shape_fingerprint
 
-DB_SYSTEM_KEYS: Final = ("db.system.name", "db.system")
-"""Stable name first, then the old one."""
-DB_QUERY_KEYS: Final = ("db.query.text", "db.statement")
 CACHE_SYSTEMS: Final = frozenset({"redis", "memcached"})
 
 
@@ -30,11 +27,6 @@ class Query(NamedTuple):
     """Sanitised: every literal and placeholder is ``?``."""
     attributes: dict[str, Any]
     """What the forwarded copy carries instead of the raw text, plus fingerprint and slow flag."""
-
-
-def is_cache_span(attrs: Mapping[str, Any]) -> bool:
-    """A cache operation: marked by the Redis hooks or `WeddingCache`."""
-    return attr.CACHE_BACKEND in attrs
 
 
 _RAW_CACHE_PREFIXES: Final = ("redis.search.",)
@@ -59,15 +51,6 @@ def cache_counts(attrs: Mapping[str, Any]) -> tuple[int, int]:
         hits if isinstance(hits, int) and hits > 0 else 0,
         misses if isinstance(misses, int) and misses > 0 else 0,
     )
-
-
-def database_system(attrs: Mapping[str, Any]) -> str | None:
-    """The span's database system, stable name first; ``None`` for a non-database span."""
-    for key in DB_SYSTEM_KEYS:
-        value = attrs.get(key)
-        if isinstance(value, str):
-            return value
-    return None
 
 
 class ShapeCache:
@@ -109,10 +92,17 @@ def query(
     attrs: Mapping[str, Any], *, duration_ms: float, slow_ms: float, shapes: ShapeCache = _shapes
 ) -> Query:
     """Fingerprint, sanitised text and slow flag of one database span."""
-    raw = next((attrs[key] for key in DB_QUERY_KEYS if isinstance(attrs.get(key), str)), "")
+    raw = attrs.get("db.query.text")
+    if raw.__class__ is not str:
+        raw = attrs.get("db.statement")
+        if raw.__class__ is not str:
+            raw = ""
     statement, shape = shapes.shape(raw)
-    extra: dict[str, Any] = {key: statement for key in DB_QUERY_KEYS if key in attrs}
+    extra: dict[str, Any] = {attr.DB_QUERY_SLOW: duration_ms > slow_ms}
     if shape:
         extra[attr.DB_FINGERPRINT] = shape
-    extra[attr.DB_QUERY_SLOW] = duration_ms > slow_ms
+    if "db.query.text" in attrs:
+        extra["db.query.text"] = statement
+    if "db.statement" in attrs:
+        extra["db.statement"] = statement
     return Query(shape, statement, extra)
