@@ -28,6 +28,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_processor.py
+	$(BIN)/python benchmarks/bench_instructions.py
 	$(BIN)/python benchmarks/bench_quantiles.py
 	$(BIN)/python benchmarks/bench_instrumentation.py
 
