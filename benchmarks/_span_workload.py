@@ -7,7 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_processor import batch, span_loop
-
 from wedsync_otel import WeddingSpanProcessor
 from wedsync_otel.metrics import WeddingRecorder
 
