@@ -1,0 +1,318 @@
+"""``wedsync-otel``: report on OTLP JSON files, check a config, run the demo.
+
+Every failure the user can cause (a missing file, a file that is not OTLP
+JSON, a bad config, a bad option) ends with one ``error: ...`` line on
+stderr and a non-zero exit, never a traceback: 1 for unusable input data, 2
+for usage and configuration errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, NoReturn
+
+from wedsync_otel._safety import raise_internal_errors
+from wedsync_otel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wedsync_otel.cli.report import PerformanceReport
+    from wedsync_otel.config import WeddingConfig
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+"""The input could not be read or holds nothing to report."""
+EXIT_USAGE: Final = 2
+"""Bad options or a bad configuration."""
+EXIT_INTERNAL: Final = 70
+"""A bug (sysexits' EX_SOFTWARE)."""
+
+_REPORT_HELP: Final = """\
+Summarise enriched server spans from OTLP JSON: what the Collector's `file`
+exporter writes, and what wedsync_otel.exporters.OtlpJsonFileSpanExporter
+writes (traces.jsonl). PATH is a file or a directory (its traces.jsonl and any
+other *.json / *.jsonl files holding OTLP export requests).
+
+Per endpoint (catalogue order, then the others): requests, p50/p95/p99,
+base threshold, breaches, error rate, Apdex, health, trend, cache hit rate,
+DB time share and readiness, then the wedding-day verdict with its reasons.
+
+Figures come from the spans' wedding.* attributes, fed through the same
+windows and formulas as the live metrics. Windows are measured back from the
+newest span's end, not from now, so a file from last week still reports. The
+1h window is the one that matters: readiness is always judged on it.
+
+Metrics in the same files are not used: spans carry each request's breach
+flag and cache and database time, and place it in its window exactly.
+"""
+
+
+class CliError(Exception):
+    """A problem with the user's input, reported as one line; ``exit_code`` says how to exit."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error here."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: message`` and where to look for help, then exit 2."""
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _use_rich() -> bool:
+    """Rich tables on a terminal, when the ``cli`` extra is installed; plain text otherwise."""
+    if not sys.stdout.isatty():
+        return False
+    try:
+        importlib.import_module("rich")
+    except ImportError:
+        return False
+    return True
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from wedsync_otel.cli.report import performance_report, report_json  # noqa: PLC0415
+    from wedsync_otel.exporters.otlp_json import read_metrics, read_spans  # noqa: PLC0415
+
+    config = _load_config(args.config)
+    path: Path = args.path
+    if not path.exists():
+        raise CliError(f"{path}: no such file or directory")
+    spans = read_spans(path)
+    report = performance_report(spans, config, window=args.window)
+    if report is None:
+        if spans:
+            what = f"{len(spans)} spans, none with wedding.* figures"
+        else:
+            what = "metrics but no spans" if read_metrics(path) else "no spans"
+        raise CliError(
+            f"{path}: {what} (the report reads traces written behind WeddingSpanProcessor)"
+        )
+    if args.json:
+        _print_json({"path": str(path), **report_json(report)})
+    else:
+        _print_report(report, path)
+    return EXIT_OK
+
+
+def _print_report(report: PerformanceReport, path: Path) -> None:
+    from wedsync_otel.cli import render  # noqa: PLC0415 - keeps --help fast
+    from wedsync_otel.cli.report import iso_time  # noqa: PLC0415
+
+    snapshot = report.snapshot
+    heading = (
+        f"{report.requests} requests from {report.spans} spans in {path}; window "
+        f"{report.window} ending {iso_time(snapshot.taken_at_ns)} (the newest span)"
+    )
+    verdict = render.verdict_lines(snapshot)
+    if _use_rich():
+        from rich.console import Console  # noqa: PLC0415 - optional extra
+
+        console = Console()
+        console.print(heading, markup=False, highlight=False)
+        console.print(
+            render.summary_table(snapshot, window=report.window, breaches=report.breaches)
+        )
+        style = render.READINESS_STYLE.get(snapshot.readiness)
+        console.print(verdict[0], style=style, markup=False, highlight=False)
+        for line in verdict[1:]:
+            console.print(line, markup=False, highlight=False)
+        return
+    print(heading)
+    print()
+    print(render.plain_summary(snapshot, window=report.window, breaches=report.breaches))
+    print()
+    print("\n".join(verdict))
+
+
+def _load_config(path: Path | None) -> WeddingConfig:
+    from wedsync_otel.config import WeddingConfig, load_config  # noqa: PLC0415 - fast --help
+
+    if path is None:
+        return load_config()
+    return WeddingConfig.from_file(path)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from wedsync_otel.cli import render  # noqa: PLC0415 - keeps --help fast
+    from wedsync_otel.cli.report import (  # noqa: PLC0415
+        calendar_settings,
+        catalogue_thresholds,
+        config_json,
+    )
+    from wedsync_otel.config import WeddingConfig  # noqa: PLC0415
+
+    config = WeddingConfig.from_file(args.file)
+    if args.json:
+        _print_json({"file": str(args.file), "valid": True, **config_json(config)})
+        return EXIT_OK
+    entries = catalogue_thresholds(config)
+    calendar = render.calendar_lines(calendar_settings(config))
+    heading = f"{args.file}: valid"
+    if _use_rich():
+        from rich.console import Console  # noqa: PLC0415 - optional extra
+
+        console = Console()
+        console.print(heading, style="green", markup=False, highlight=False)
+        for line in calendar:
+            console.print(line, markup=False, highlight=False)
+        console.print(render.catalogue_table(entries))
+        return EXIT_OK
+    print(heading)
+    print("\n".join(calendar))
+    print()
+    print("thresholds (ms) by proximity band, on a weekday and on a Saturday:")
+    print(render.plain_catalogue(entries))
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from wedsync_otel.demo import run  # noqa: PLC0415 - its dependencies are extras
+    except ImportError as exc:
+        raise CliError(f"the demo is not available in this installation ({exc})") from None
+    if args.duration is None:  # the demo's own default
+        return run(output=args.output, rate=args.rate, plain=args.plain)
+    return run(duration_s=args.duration, output=args.output, rate=args.rate, plain=args.plain)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``wedsync-otel`` argument parser with its three commands."""
+    parser = _Parser(
+        prog="wedsync-otel",
+        description="Wedding-aware latency objectives for OpenTelemetry: reports and checks.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    report = commands.add_parser(
+        "report",
+        help="summarise enriched spans from an OTLP JSON file or directory",
+        description=_REPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("path", type=Path, metavar="PATH", help="OTLP JSON file or directory")
+    report.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    report.add_argument(
+        "--window",
+        choices=("1m", "5m", "1h"),
+        default="1h",
+        help="window of the figures shown, back from the newest span (default: 1h)",
+    )
+    report.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML config whose catalogue and thresholds to judge by "
+        "(default: WEDSYNC_OTEL_CONFIG and WEDSYNC_OTEL_* variables, else the defaults)",
+    )
+    report.set_defaults(handler=_report)
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a TOML config and print the effective catalogue",
+        description="Validate a TOML config (the format in the README) and print every "
+        "endpoint's patterns, critical flag and threshold per proximity band on a weekday "
+        "and on a Saturday, and the calendar settings. A bad file prints one line, "
+        "'error: <key>: <problem>', and exits 2. Environment variables are not applied.",
+    )
+    check.add_argument("file", type=Path, metavar="FILE", help="TOML config file")
+    check.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    check.set_defaults(handler=_check_config)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the WedSync demo app under load and watch its wedding figures",
+        description="Run the WedSync demo: an instrumented app, a load generator and a live "
+        "view of the wedding figures.",
+    )
+    demo.add_argument(
+        "--duration", type=_positive, metavar="S", help="seconds to run (default: the demo's)"
+    )
+    demo.add_argument(
+        "--rate", type=_positive, metavar="N", help="requests per second (default: the demo's)"
+    )
+    demo.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="folder for traces.jsonl and metrics.jsonl, OTLP JSON that `report` reads "
+        "(default: the demo's)",
+    )
+    view = demo.add_mutually_exclusive_group()
+    view.add_argument(
+        "--live",
+        dest="plain",
+        action="store_const",
+        const=False,
+        help="live rich view (default on a terminal)",
+    )
+    view.add_argument(
+        "--plain",
+        dest="plain",
+        action="store_const",
+        const=True,
+        help="plain text lines (default when not on a terminal)",
+    )
+    demo.set_defaults(handler=_demo, plain=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit code is returned, never raised, except by ``--help``."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and let the final flush go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line each; _explain re-raises bugs under pytest
+        message, exit_code = _explain(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return exit_code
+
+
+def _explain(exc: Exception) -> tuple[str, int]:
+    """One line and an exit code for a failure; bugs are re-raised under pytest."""
+    if isinstance(exc, ConfigError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, CliError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}", EXIT_FAILED
+    if isinstance(exc, ValueError):  # unreadable input, named by file and line
+        return str(exc), EXIT_FAILED
+    if raise_internal_errors():
+        raise exc
+    return f"internal error: {type(exc).__name__}: {exc}", EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
