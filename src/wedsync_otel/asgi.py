@@ -18,7 +18,7 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from opentelemetry import baggage
@@ -30,6 +30,9 @@ from wedsync_otel.calendar import parse_wedding_date
 from wedsync_otel.catalogue import pattern_problem
 from wedsync_otel.config import WeddingConfig, load_config
 from wedsync_otel.context import resolve_wedding_date_async, wedding_context, wedding_id_text
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -158,12 +161,7 @@ def _baggage_entries(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return {key: value for key, value in entries.items() if isinstance(value, str)}
 
 
-class _MiddlewareStack(Protocol):
-    user_middleware: list[Any]
-    middleware_stack: object
-
-
-def add_wedding_middleware(app: _MiddlewareStack, *, config: WeddingConfig | None = None) -> None:
+def add_wedding_middleware(app: Starlette, *, config: WeddingConfig | None = None) -> None:
     """Add `WeddingMiddleware` to a Starlette or FastAPI app as the innermost middleware.
 
     ``app.add_middleware`` puts a middleware outermost, outside the contrib
@@ -181,7 +179,8 @@ def instrument_asgi_app(app: ASGIApp, *, config: WeddingConfig | None = None) ->
 
     For FastAPI or Starlette prefer their instrumentations, which also set
     ``http.route``: ``FastAPIInstrumentor.instrument_app(app)`` then
-    ``app.add_middleware(WeddingMiddleware)``.
+    `add_wedding_middleware` (not ``app.add_middleware``, which would put it
+    outside the contrib middleware and lose the wedding).
     """
     from opentelemetry.instrumentation.asgi import (  # noqa: PLC0415 - the asgi extra
         OpenTelemetryMiddleware,
