@@ -13,15 +13,21 @@ from opentelemetry import trace
 from opentelemetry.sdk.metrics import Counter, Histogram
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Buckets,
     ExponentialHistogram,
+    ExponentialHistogramDataPoint,
     Gauge,
+    Metric,
     MetricExporter,
     MetricExportResult,
     MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
     Sum,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind
 
 from helpers import FakeClock
@@ -420,3 +426,48 @@ def test_fleet_cache_and_db_figures_merge_from_counters(clock: FakeClock) -> Non
     stats = fleet.snapshot().endpoints["rsvp"].windows["1h"]
     assert stats.cache_hit_rate == pytest.approx(0.5)
     assert stats.db_time_share == pytest.approx(0.1, rel=0.01)
+
+
+def test_garbage_histogram_points_are_rejected_and_counted(clock: FakeClock) -> None:
+    """A point with negative bucket counts is counted, not ingested, and never raises."""
+    point = ExponentialHistogramDataPoint(
+        attributes={"wedding.endpoint": "rsvp"},
+        start_time_unix_nano=0,
+        time_unix_nano=int(TUESDAY.timestamp()) * 1_000_000_000,
+        count=3,
+        sum=30.0,
+        scale=3,
+        zero_count=0,
+        positive=Buckets(offset=10, bucket_counts=[1, -5, 2]),
+        negative=Buckets(offset=0, bucket_counts=[]),
+        flags=0,
+        min=1.0,
+        max=20.0,
+    )
+    metric_ = Metric(
+        name=names.SERVER_DURATION,
+        description="",
+        unit="ms",
+        data=ExponentialHistogram(
+            data_points=[point], aggregation_temporality=AggregationTemporality.DELTA
+        ),
+    )
+    data = MetricsData(
+        resource_metrics=[
+            ResourceMetrics(
+                resource=Resource.create({}),
+                scope_metrics=[
+                    ScopeMetrics(
+                        scope=InstrumentationScope("other"), metrics=[metric_], schema_url=""
+                    )
+                ],
+                schema_url="",
+            )
+        ]
+    )
+    capture = CapturingExporter()
+    fleet = PerformanceMetricExporter(capture, clock=clock)
+    assert fleet.export(data) is MetricExportResult.SUCCESS
+    assert fleet.rejected_points == 1
+    assert fleet.snapshot().endpoints["rsvp"].windows == {}  # critical: listed, but no data
+    assert capture.exported[-1].resource_metrics[0].scope_metrics[0].metrics[0] is metric_

@@ -1,0 +1,320 @@
+"""Our series as standard OTel data: exponential histograms, sums and gauges.
+
+The recorder's pre-aggregated deltas become `ExponentialHistogram` and
+`Sum` metrics in the wrapped exporter's temporality; a `PerformanceSnapshot`
+becomes the derived gauges. Everything goes under this package's scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final
+
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Buckets,
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
+    Gauge,
+    Metric,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from wedsync_otel import attributes as attr
+from wedsync_otel.metrics import names
+from wedsync_otel.metrics.buckets import ExponentialBuckets
+from wedsync_otel.metrics.recording import Deltas
+from wedsync_otel.metrics.scoring import Readiness, Trend
+from wedsync_otel.metrics.snapshot import PerformanceSnapshot, WindowStats
+
+SCOPE: Final = InstrumentationScope("wedsync_otel", "0.1.0")
+"""Scope of every metric this package emits."""
+
+_QUANTILE_GAUGES: Final = (
+    (names.LATENCY_P50, "p50_ms"),
+    (names.LATENCY_P90, "p90_ms"),
+    (names.LATENCY_P95, "p95_ms"),
+    (names.LATENCY_P99, "p99_ms"),
+)
+
+
+def recorded_metrics(
+    histograms: Deltas,
+    counters: Deltas,
+    *,
+    delta_histograms: bool,
+    delta_counters: bool,
+    start_ns: int,
+    now_ns: int,
+) -> list[Metric]:
+    """The recorder's series: ``histograms``/``counters`` hold cumulative or delta totals."""
+    metrics: list[Metric] = []
+    if histograms.durations:
+        metrics.append(
+            _exp_histogram(
+                names.SERVER_DURATION,
+                "Server request duration, judged against wedding-aware thresholds",
+                [
+                    (_duration_attributes(key), buckets)
+                    for key, buckets in histograms.durations.items()
+                ],
+                start_ns,
+                now_ns,
+                delta=delta_histograms,
+            )
+        )
+    if histograms.db:
+        metrics.append(
+            _exp_histogram(
+                names.DB_DURATION,
+                "Database time per request",
+                [
+                    ({attr.WEDDING_ENDPOINT: e, attr.WEDDING_PROXIMITY: b}, buckets)
+                    for (e, b), buckets in histograms.db.items()
+                ],
+                start_ns,
+                now_ns,
+                delta=delta_histograms,
+            )
+        )
+    if counters.apdex:
+        metrics.append(
+            _sum(
+                names.APDEX_REQUESTS,
+                "Requests by Apdex class",
+                [
+                    (
+                        {
+                            attr.WEDDING_ENDPOINT: e,
+                            attr.WEDDING_PROXIMITY: b,
+                            attr.WEDDING_APDEX: a,
+                        },
+                        n,
+                    )
+                    for (e, b, a), n in counters.apdex.items()
+                ],
+                start_ns,
+                now_ns,
+                delta=delta_counters,
+            )
+        )
+    if counters.cache:
+        metrics.append(
+            _sum(
+                names.CACHE_REQUESTS,
+                "Cache reads by result",
+                [
+                    (
+                        {
+                            attr.WEDDING_ENDPOINT: e,
+                            attr.WEDDING_PROXIMITY: b,
+                            names.CACHE_RESULT: r,
+                        },
+                        n,
+                    )
+                    for (e, b, r), n in counters.cache.items()
+                ],
+                start_ns,
+                now_ns,
+                delta=delta_counters,
+            )
+        )
+    if counters.breaches:
+        metrics.append(
+            _sum(
+                names.THRESHOLD_BREACHES,
+                "Requests slower than their wedding-aware threshold",
+                [
+                    (
+                        {
+                            attr.WEDDING_ENDPOINT: e,
+                            attr.WEDDING_CRITICAL: c,
+                            attr.WEDDING_PROXIMITY: b,
+                        },
+                        n,
+                    )
+                    for (e, c, b), n in counters.breaches.items()
+                ],
+                start_ns,
+                now_ns,
+                delta=delta_counters,
+            )
+        )
+    return metrics
+
+
+def _duration_attributes(key: tuple[str, bool, str, str]) -> dict[str, str | bool]:
+    endpoint, critical, band, status = key
+    point_attrs: dict[str, str | bool] = {
+        attr.WEDDING_ENDPOINT: endpoint,
+        attr.WEDDING_CRITICAL: critical,
+        attr.WEDDING_PROXIMITY: band,
+    }
+    if status:
+        point_attrs[names.STATUS_CLASS] = status
+    return point_attrs
+
+
+def _exp_histogram(
+    name: str,
+    description: str,
+    points: Iterable[tuple[Mapping[str, str | bool], ExponentialBuckets]],
+    start_ns: int,
+    now_ns: int,
+    *,
+    delta: bool,
+) -> Metric:
+    return Metric(
+        name=name,
+        description=description,
+        unit="ms",
+        data=ExponentialHistogram(
+            data_points=[
+                _exp_point(point_attrs, buckets, start_ns, now_ns)
+                for point_attrs, buckets in points
+            ],
+            aggregation_temporality=_temporality(delta),
+        ),
+    )
+
+
+def _temporality(delta: bool) -> AggregationTemporality:
+    return AggregationTemporality.DELTA if delta else AggregationTemporality.CUMULATIVE
+
+
+def _exp_point(
+    point_attrs: Mapping[str, str | bool],
+    buckets: ExponentialBuckets,
+    start_ns: int,
+    now_ns: int,
+) -> ExponentialHistogramDataPoint:
+    return ExponentialHistogramDataPoint(
+        attributes=dict(point_attrs),
+        start_time_unix_nano=start_ns,
+        time_unix_nano=now_ns,
+        count=buckets.count,
+        sum=buckets.sum,
+        scale=buckets.scale,
+        zero_count=buckets.zero_count,
+        positive=Buckets(offset=buckets.offset, bucket_counts=list(buckets.counts)),
+        negative=Buckets(offset=0, bucket_counts=[]),
+        flags=0,
+        min=buckets.min,
+        max=buckets.max,
+    )
+
+
+def _sum(
+    name: str,
+    description: str,
+    points: Iterable[tuple[Mapping[str, str | bool], int]],
+    start_ns: int,
+    now_ns: int,
+    *,
+    delta: bool,
+) -> Metric:
+    return Metric(
+        name=name,
+        description=description,
+        unit="{request}",
+        data=Sum(
+            data_points=[
+                NumberDataPoint(
+                    attributes=dict(point_attrs),
+                    start_time_unix_nano=start_ns,
+                    time_unix_nano=now_ns,
+                    value=value,
+                )
+                for point_attrs, value in points
+            ],
+            aggregation_temporality=_temporality(delta),
+            is_monotonic=True,
+        ),
+    )
+
+
+def gauges(snapshot: PerformanceSnapshot, now_ns: int) -> list[Metric]:
+    """The derived gauges of a snapshot, per endpoint, window and (where there is data) band."""
+    points: dict[str, list[NumberDataPoint]] = {}
+
+    def add(name: str, value: float, point_attrs: Mapping[str, str]) -> None:
+        points.setdefault(name, []).append(
+            NumberDataPoint(
+                attributes=dict(point_attrs),
+                start_time_unix_nano=now_ns,
+                time_unix_nano=now_ns,
+                value=value,
+            )
+        )
+
+    def add_window(stats: WindowStats, point_attrs: Mapping[str, str]) -> None:
+        for name, field_name in _QUANTILE_GAUGES:
+            add(name, getattr(stats, field_name), point_attrs)
+        add(names.HEALTH_SCORE, stats.health, point_attrs)
+        if stats.apdex is not None:
+            add(names.APDEX_SCORE, stats.apdex, point_attrs)
+        if stats.cache_hit_rate is not None:
+            add(names.CACHE_HIT_RATE, stats.cache_hit_rate, point_attrs)
+        if stats.db_time_share is not None:
+            add(names.DB_TIME_SHARE, stats.db_time_share, point_attrs)
+
+    for endpoint in snapshot.endpoints.values():
+        for window, stats in endpoint.windows.items():
+            add_window(stats, {attr.WEDDING_ENDPOINT: endpoint.name, names.WINDOW: window})
+        for band, windows in endpoint.bands.items():
+            for window, stats in windows.items():
+                add_window(
+                    stats,
+                    {
+                        attr.WEDDING_ENDPOINT: endpoint.name,
+                        attr.WEDDING_PROXIMITY: band,
+                        names.WINDOW: window,
+                    },
+                )
+        add(names.TREND, Trend(endpoint.trend).gauge, {attr.WEDDING_ENDPOINT: endpoint.name})
+        if endpoint.critical:
+            add(
+                names.READINESS,
+                Readiness(endpoint.readiness).gauge,
+                {attr.WEDDING_ENDPOINT: endpoint.name},
+            )
+    add(names.READINESS, Readiness(snapshot.readiness).gauge, {})
+    return [
+        Metric(
+            name=name,
+            description=names.DESCRIPTIONS[name],
+            unit=names.UNITS[name],
+            data=Gauge(data_points=data),
+        )
+        for name, data in points.items()
+    ]
+
+
+def with_own_scope(
+    metrics_data: MetricsData, own: Sequence[Metric], resource: Resource | None
+) -> MetricsData:
+    """``metrics_data`` with ``own`` added under this package's scope, on the first resource."""
+    if not own:
+        return metrics_data
+    scope_metrics = ScopeMetrics(scope=SCOPE, metrics=list(own), schema_url="")
+    resources = list(metrics_data.resource_metrics)
+    if resources:
+        first = resources[0]
+        resources[0] = ResourceMetrics(
+            resource=first.resource,
+            scope_metrics=[*first.scope_metrics, scope_metrics],
+            schema_url=first.schema_url,
+        )
+    else:
+        resources.append(
+            ResourceMetrics(
+                resource=resource or Resource.create(), scope_metrics=[scope_metrics], schema_url=""
+            )
+        )
+    return MetricsData(resource_metrics=resources)
