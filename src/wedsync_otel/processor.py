@@ -121,7 +121,8 @@ def enriched_copy(
     copy._attributes = attributes  # noqa: SLF001 - our own subclass
     if events:
         copy._events = (*span.events, *events)  # noqa: SLF001
-    copy._original_dropped = span.dropped_attributes  # noqa: SLF001
+    raw = span._attributes  # noqa: SLF001
+    copy._original_dropped = raw.dropped if isinstance(raw, BoundedAttributes) else 0  # noqa: SLF001
     return copy
 
 
@@ -334,7 +335,7 @@ class WeddingSpanProcessor(SpanProcessor):
             self._bad_duration((start, end))
             duration_ms = math.nan
             apdex = _FRUSTRATED  # a span with no usable duration frustrates
-            merged = {**attrs, **judgement.span_attributes}
+            merged = {**attrs, **judgement.span_attributes, **_EMPTY_ROLLUP}
         else:
             duration_ms = (end - start) / _NS_PER_MS
             threshold = judgement.threshold_ms
@@ -342,9 +343,11 @@ class WeddingSpanProcessor(SpanProcessor):
             merged = {
                 **attrs,
                 **judgement.span_attributes,
+                **_EMPTY_ROLLUP,  # overwritten below when the request has cache or DB work
                 attr.WEDDING_DURATION_MS: duration_ms,
                 attr.WEDDING_THRESHOLD_BREACHED: duration_ms > threshold,
                 attr.WEDDING_APDEX: _APDEX_TEXT[apdex],
+                attr.ROLLUP_APP_DURATION_MS: duration_ms,
             }
         if days is not None:
             merged[attr.WEDDING_DAYS_UNTIL] = days
@@ -352,7 +355,7 @@ class WeddingSpanProcessor(SpanProcessor):
             merged.update(extra)
         context = span.context
         totals = self.rollup.pop(0 if context is None else context.trace_id)
-        events = self._roll_up(merged, totals, duration_ms, end)
+        events = None if totals is None else self._roll_up(merged, totals, duration_ms, end)
         copy = enriched_copy(span, merged, events=events)
         self._enriched += 1
         if self._listeners:
@@ -375,16 +378,11 @@ class WeddingSpanProcessor(SpanProcessor):
     def _roll_up(
         self,
         merged: dict[str, Any],
-        totals: RequestTotals | None,
+        totals: RequestTotals,
         duration_ms: float,
         end_ns: int | None,
     ) -> tuple[Event, ...] | None:
         """Write the request's cache and database totals; an N+1 event when one is found."""
-        if totals is None:
-            merged.update(_EMPTY_ROLLUP)
-            if not math.isnan(duration_ms):
-                merged[attr.ROLLUP_APP_DURATION_MS] = duration_ms
-            return None
         merged[attr.ROLLUP_CACHE_HITS] = totals.cache_hits
         merged[attr.ROLLUP_CACHE_MISSES] = totals.cache_misses
         merged[attr.ROLLUP_CACHE_DURATION_MS] = totals.cache_ms
