@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit bench demo clean
+.PHONY: test lint typecheck unit bench demo clean rules prometheus-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,16 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck unit
+# The rule tests run Debian's promtool, amtool and prometheus: installed when missing (apt, root).
+prometheus-tools:
+	scripts/install-prometheus-tools.sh
+
+rules: $(STAMP)
+	$(BIN)/wedsync-otel rules --out collector-config/prometheus/wedding-rules.yml
+	$(BIN)/wedsync-otel rules --histograms classic --out collector-config/prometheus/wedding-rules-classic.yml
+	$(BIN)/wedsync-otel alertmanager --out collector-config/prometheus/alertmanager.yml
+
+test: lint typecheck prometheus-tools unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_processor.py

@@ -382,7 +382,7 @@ def _check_timezone(key: str, name: object) -> None:
         raise ConfigError(key, f"must be an IANA time zone name, got {name!r}")
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder
         raise ConfigError(key, f"unknown time zone {name!r}") from None
 
 

@@ -199,6 +199,50 @@ def _demo(args: argparse.Namespace) -> int:
     return run(duration_s=args.duration, output=args.output, rate=args.rate, plain=args.plain)
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _write_output(text: str, out: Path | None) -> None:
+    """``text`` into ``out``, or onto stdout when there is no ``--out``."""
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+_OPS_EXTRA: Final = "needs PyYAML: pip install 'wedsync-otel[ops]'"
+
+
+def _rules(args: argparse.Namespace) -> int:
+    try:
+        from wedsync_otel.ops import render_rules  # noqa: PLC0415 - keeps --help fast
+    except ImportError as exc:
+        raise CliError(f"rules {_OPS_EXTRA} ({exc})", exit_code=EXIT_USAGE) from None
+    config = _load_config(args.config)
+    try:
+        text = render_rules(config, slo_target=args.slo_target, histograms=args.histograms)
+    except ValueError as exc:  # an SLO target too loose for the burn-rate alerts
+        raise CliError(str(exc), exit_code=EXIT_USAGE) from None
+    _write_output(text, args.out)
+    return EXIT_OK
+
+
+def _alertmanager(args: argparse.Namespace) -> int:
+    try:
+        from wedsync_otel.ops import render_alertmanager  # noqa: PLC0415 - keeps --help fast
+    except ImportError as exc:
+        raise CliError(f"alertmanager {_OPS_EXTRA} ({exc})", exit_code=EXIT_USAGE) from None
+    _write_output(render_alertmanager(), args.out)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``wedsync-otel`` argument parser with its three commands."""
     parser = _Parser(
@@ -277,6 +321,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="plain text lines (default when not on a terminal)",
     )
     demo.set_defaults(handler=_demo, plain=None)
+
+    rules = commands.add_parser(
+        "rules",
+        help="write Prometheus recording and alerting rules for the latency objectives",
+        description="Write Prometheus recording rules (fleet-wide p50/p95/p99 per endpoint and "
+        "band, Apdex, health, cache hit rate, DB time share) and multiwindow, multi-burn-rate "
+        "alerts on each endpoint's latency objective: warning, critical, and emergency for a "
+        "critical endpoint during wedding-day traffic. Check the file with `promtool check rules`.",
+    )
+    rules.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML config whose catalogue, thresholds and calendar to use "
+        "(default: WEDSYNC_OTEL_CONFIG and WEDSYNC_OTEL_* variables, else the defaults)",
+    )
+    rules.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
+    rules.add_argument(
+        "--slo-target",
+        type=_fraction,
+        default=0.99,
+        metavar="RATIO",
+        help="share of each endpoint's requests that must be within threshold (default: 0.99)",
+    )
+    rules.add_argument(
+        "--histograms",
+        choices=("native", "classic"),
+        default="native",
+        help="how Prometheus holds the duration histograms: native (OTLP exponential "
+        "histograms, the default) or classic _bucket series",
+    )
+    rules.set_defaults(handler=_rules)
+
+    alertmanager = commands.add_parser(
+        "alertmanager",
+        help="write Alertmanager routing for the alert escalation",
+        description="Write an Alertmanager configuration: warning to the team, critical to the "
+        "team and management, emergency paged at once and every 5 minutes. The receivers are "
+        "webhook placeholders (*.invalid) to fill in. Check it with `amtool check-config`.",
+    )
+    alertmanager.add_argument(
+        "--out", type=Path, metavar="FILE", help="write here (default: stdout)"
+    )
+    alertmanager.set_defaults(handler=_alertmanager)
     return parser
 
 
