@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_instructions.py
 	$(BIN)/python benchmarks/bench_quantiles.py
 	$(BIN)/python benchmarks/bench_instrumentation.py
+	$(BIN)/python benchmarks/bench_asgi.py
 
 demo: $(STAMP)
 	$(BIN)/wedsync-otel demo
