@@ -9,13 +9,14 @@ for usage and configuration errors.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from wedsync_otel._safety import raise_internal_errors
 from wedsync_otel.errors import ConfigError
@@ -243,6 +244,186 @@ def _alertmanager(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+_SCALING_HELP: Final = """\
+Write a KEDA ScaledObject (KEDA 2.14 fields) that scales the API ahead of the wedding
+calendar and on live load: cron triggers raise the replica floor from 2 h before each
+Saturday peak (10:00-23:00 local) and each known wedding day, and for the wedding season;
+Prometheus triggers follow the request rate per instance and the worst p95/threshold
+ratio of the critical endpoints; the HPA waits 3 min to scale up and 10 min to scale down.
+
+Replica counts come from CapacityAdvisor: ceil(base rps x multiplier / (rps per instance x
+utilisation)), multiplier 1 (base), 3 (season) or 10 (Saturday peak, wedding day), the
+largest that applies. The default rates are examples: measure yours (see the README).
+A cron has no year, so regenerate at least weekly; past weddings are dropped.
+"""
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    from wedsync_otel.capacity import (  # noqa: PLC0415 - keeps --help fast
+        CapacityAdvisor,
+        plan_json,
+        read_wedding_dates,
+        wedding_window,
+    )
+
+    try:
+        from wedsync_otel.ops.keda import (  # noqa: PLC0415
+            ScalingOptions,
+            render_scaled_object,
+            scaled_object,
+            scaling_summary,
+        )
+    except ImportError as exc:
+        raise CliError(f"scaling {_OPS_EXTRA} ({exc})", exit_code=EXIT_USAGE) from None
+    config = _load_config(args.config)
+    try:
+        advisor = CapacityAdvisor(
+            config=config,
+            base_rps=args.base_rps,
+            instance_rps=args.instance_rps,
+            target_utilisation=args.utilisation,
+            min_instances=args.min,
+            max_instances=args.max,
+        )
+        options = ScalingOptions(
+            target_name=args.target,
+            namespace=args.namespace,
+            prometheus_address=args.prometheus,
+            horizon_days=args.horizon_days,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc), exit_code=EXIT_USAGE) from None
+    weddings = read_wedding_dates(args.weddings) if args.weddings is not None else ()
+    if args.plan:
+        plan = advisor.plan(dt.datetime.now(dt.UTC), weddings)
+        if args.json:
+            _print_json(plan_json(plan))
+        else:
+            print("\n".join(plan.reasons))
+        return EXIT_OK
+    today = args.today or dt.datetime.now(advisor.timezone).date()
+    window = None
+    if args.weddings is not None:
+        window = wedding_window(weddings, today=today, horizon_days=options.horizon_days)
+    document = scaled_object(
+        advisor,
+        weddings=weddings,
+        today=today if window is not None else None,
+        options=options,
+    )
+    text = render_scaled_object(document, advisor)
+    summary = scaling_summary(advisor, document, window)
+    if args.json:
+        if args.out is not None:
+            args.out.write_text(text, encoding="utf-8")
+        extra = {"scaled_object": document} if args.out is None else {}
+        _print_json({"out": None if args.out is None else str(args.out), **summary, **extra})
+        return EXIT_OK
+    _write_output(text, args.out)
+    if args.out is not None:
+        floors = ", ".join(f"{c['name']} {c['desired_replicas']}" for c in summary["cron"])
+        print(
+            f"{args.out}: replicas {summary['min_replicas']}-{summary['max_replicas']}; "
+            f"cron floors: {floors or 'none'}"
+        )
+    return EXIT_OK
+
+
+def _add_scaling(commands: Any) -> None:  # argparse's subparsers type is private
+    scaling = commands.add_parser(
+        "scaling",
+        help="write a KEDA ScaledObject that scales ahead of Saturdays and weddings",
+        description=_SCALING_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    scaling.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML config: time zone, season months, critical endpoints "
+        "(default: WEDSYNC_OTEL_CONFIG and WEDSYNC_OTEL_* variables, else the defaults)",
+    )
+    scaling.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the YAML here (default: stdout)"
+    )
+    scaling.add_argument(
+        "--weddings",
+        type=Path,
+        metavar="FILE",
+        help="known wedding dates: CSV with a wedding_date (or date) column, or a JSON list",
+    )
+    scaling.add_argument(
+        "--today",
+        type=_iso_date,
+        metavar="DATE",
+        help="date to schedule from; earlier weddings are dropped (default: today, platform zone)",
+    )
+    scaling.add_argument(
+        "--horizon-days",
+        type=_whole,
+        default=90,
+        metavar="N",
+        help="give weddings up to N days ahead a trigger, at most 365 (default: 90)",
+    )
+    scaling.add_argument(
+        "--base-rps",
+        type=_positive,
+        default=40.0,
+        metavar="RPS",
+        help="fleet request rate, busiest hour of an off-season weekday (default: 40, an example)",
+    )
+    scaling.add_argument(
+        "--instance-rps",
+        type=_positive,
+        default=25.0,
+        metavar="RPS",
+        help="requests/s one instance sustains with p95 under threshold (default: 25, an example)",
+    )
+    scaling.add_argument(
+        "--utilisation",
+        type=_positive,
+        default=0.8,
+        metavar="SHARE",
+        help="share of --instance-rps to plan for, at most 1 (default: 0.8)",
+    )
+    scaling.add_argument("--min", type=_whole, default=2, metavar="N", help="fewest replicas (2)")
+    scaling.add_argument("--max", type=_whole, default=50, metavar="N", help="most replicas (50)")
+    scaling.add_argument(
+        "--target", default="wedsync-api", metavar="NAME", help="Deployment to scale (wedsync-api)"
+    )
+    scaling.add_argument("--namespace", metavar="NS", help="namespace of the ScaledObject")
+    scaling.add_argument(
+        "--prometheus",
+        default="http://prometheus.wedsync.invalid:9090",
+        metavar="URL",
+        help="Prometheus server KEDA queries (default: a placeholder that never resolves)",
+    )
+    scaling.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the advisor's plan for now and the next 24 h instead of writing YAML",
+    )
+    scaling.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    scaling.set_defaults(handler=_scaling)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``wedsync-otel`` argument parser with its three commands."""
     parser = _Parser(
@@ -365,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, metavar="FILE", help="write here (default: stdout)"
     )
     alertmanager.set_defaults(handler=_alertmanager)
+    _add_scaling(commands)
     return parser
 
 
