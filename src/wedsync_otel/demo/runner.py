@@ -12,6 +12,7 @@ advice and where the telemetry went.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import importlib.util
 import math
 import os
@@ -45,9 +46,15 @@ from rich.text import Text
 import wedsync_otel
 from wedsync_otel import attributes as attr
 from wedsync_otel.cache import WeddingCache
+from wedsync_otel.capacity import (
+    CapacityAdvisor,
+    CapacityPlan,
+    measure_throughput,
+    recommended_instances_gauge,
+)
 from wedsync_otel.cli.render import plain_summary, summary_table, verdict_lines
 from wedsync_otel.cli.report import in_catalogue_order
-from wedsync_otel.config import load_config
+from wedsync_otel.config import WeddingConfig, load_config
 from wedsync_otel.db import QueryAdvisor, Recommendation
 from wedsync_otel.demo.app import create_app
 from wedsync_otel.demo.data import build, connect_untraced, today_for
@@ -376,6 +383,24 @@ class Screen:
             self.console.print(summary_table(snapshot, window=FINAL_WINDOW, breaches=breaches))
 
 
+def _capacity_plan(
+    snapshot: PerformanceSnapshot,
+    config: WeddingConfig,
+    elapsed_s: float,
+    wedding_dates: tuple[dt.date, ...],
+) -> CapacityPlan | None:
+    """The advisor's plan from what this one instance sustained so far (None before traffic)."""
+    measured = measure_throughput(snapshot, instances=1, window_s=max(elapsed_s, 1.0))
+    if measured is None or not measured.sustainable_rps_per_instance:
+        return None
+    advisor = CapacityAdvisor(
+        config=config,
+        base_rps=measured.fleet_rps,
+        instance_rps=measured.sustainable_rps_per_instance,
+    )
+    return advisor.plan(dt.datetime.now(dt.UTC), wedding_dates)
+
+
 def _advice_lines(advisor: QueryAdvisor) -> list[str]:
     advice: list[Recommendation] = advisor.recommendations()
     if not advice:
@@ -457,6 +482,15 @@ def run(
         )
         stack.callback(advisor.close)
         telemetry.span_processor.add_query_observer(advisor)
+        started_serving = time.monotonic()
+        wedding_dates = tuple(wedding.date for wedding in data.weddings)
+
+        def capacity_plan() -> CapacityPlan | None:
+            return _capacity_plan(
+                telemetry.snapshot(), config, time.monotonic() - started_serving, wedding_dates
+            )
+
+        recommended_instances_gauge(telemetry.meter_provider, capacity_plan)
         breaches = BreachCounter()
         telemetry.span_processor.add_verdict_listener(breaches)
         choice = choose_cache(stack, workdir, telemetry.tracer_provider)
@@ -499,6 +533,9 @@ def run(
         screen.table(final, breaches.counts())
         for line in ["", *verdict_lines(final), "", *_advice_lines(advisor), ""]:
             screen.say(line)
+        plan = capacity_plan()
+        if plan is not None:
+            screen.say(f"Capacity: {plan.now_reason}")
         screen.say(_cache_line(choice))
         screen.say(f"Telemetry went to: {destination.description}")
     # Leaving the stack shut the telemetry down, which exported what was left.
