@@ -12,6 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wedsync_otel._bounded import evict_oldest
+
 OTHER = "other"
 """Endpoint name of every path the catalogue does not claim."""
 
@@ -110,12 +112,8 @@ class Catalogue:
             return None
         spec = self._match_uncached(path)
         cache = self._cache
-        if len(cache) >= self._cache_size:
-            try:
-                del cache[next(iter(cache))]
-                self.evictions += 1
-            except (KeyError, RuntimeError, StopIteration):
-                pass  # another thread evicted first: the bound still holds
+        if len(cache) >= self._cache_size and evict_oldest(cache):
+            self.evictions += 1
         cache[path] = spec
         return spec
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
 from wedsync_otel import attributes as attr
+from wedsync_otel._bounded import evict_oldest
 from wedsync_otel.instrumentation.fingerprint import sanitize, shape_fingerprint
 
 CACHE_SYSTEMS: Final = frozenset({"redis", "memcached"})
@@ -75,12 +76,8 @@ class ShapeCache:
         statement = sanitize(raw)
         found = (statement, shape_fingerprint(statement) if raw else "")
         entries = self._entries
-        if len(entries) >= self._max_entries:
-            try:
-                del entries[next(iter(entries))]
-                self.evictions += 1
-            except (KeyError, RuntimeError, StopIteration):
-                pass  # another thread evicted first: the bound still holds
+        if len(entries) >= self._max_entries and evict_oldest(entries):
+            self.evictions += 1
         entries[raw] = found
         return found
 
