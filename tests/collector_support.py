@@ -12,7 +12,10 @@ wait is bounded and waits on a real event, never a bare sleep.
 
 from __future__ import annotations
 
+import array
 import contextlib
+import enum
+import gc
 import importlib.util
 import os
 import re
@@ -38,7 +41,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.trace import StatusCode as OtelStatusCode
+from opentelemetry.util.types import AttributeValue
 
 from wedsync_otel import attributes as contract
 from wedsync_otel.collector.tail_sampling import SampledSpan, StatusCode, Trace
@@ -596,3 +601,379 @@ def start_rotel(
             reason = f"rotel exited with status {status}"
         raise RotelStartError(f"{reason}\n--- {log_path} (tail) ---\n{tail}")
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _spawn_rotel(
+    agent: Path, *, grpc_port: int, exporter_endpoint: str, workdir: Path, log_path: Path
+) -> Rotel:
+    """Run run.sh with rotel's OTLP/gRPC receiver on ``grpc_port`` (HTTP on a free port)."""
+    env = {
+        **os.environ,
+        "WEDSYNC_PYTHON": sys.executable,
+        "ROTEL_AGENT": str(agent),
+        "ROTEL_OTLP_GRPC_ENDPOINT": f"{LOOPBACK}:{grpc_port}",
+        "ROTEL_OTLP_HTTP_ENDPOINT": f"{LOOPBACK}:{free_port()}",
+        "ROTEL_OTLP_EXPORTER_ENDPOINT": exporter_endpoint,
+        "ROTEL_PID_FILE": str(workdir / "rotel.pid"),
+        "ROTEL_LOG_FILE": str(workdir / "rotel-daemon.log"),
+    }
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            ["/bin/sh", str(ROTEL_DIR / "run.sh")],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so stop() reaches it all
+        )
+    return Rotel(process, grpc_port=grpc_port, log_path=log_path)
+
+
+def restart_rotel(
+    stopped: Rotel,
+    *,
+    exporter_endpoint: str,
+    workdir: Path,
+    timeout_s: float = ROTEL_START_TIMEOUT_S,
+) -> Rotel:
+    """Start rotel again through run.sh on the gRPC port ``stopped`` listened on.
+
+    The application's exporter keeps its endpoint, as it would when a collector
+    restarts. ``stopped`` must have exited; if its port was taken meanwhile this
+    raises `RotelStartError` rather than moving to another port.
+    """
+    if stopped.process.poll() is None:
+        raise RotelStartError(f"rotel (pid {stopped.process.pid}) is still running")
+    agent = rotel_agent()
+    deadline = time.monotonic() + timeout_s
+    rotel = _spawn_rotel(
+        agent,
+        grpc_port=stopped.grpc_port,
+        exporter_endpoint=exporter_endpoint,
+        workdir=workdir,
+        log_path=stopped.log_path,
+    )
+    try:
+        reason = _wait_ready(rotel, deadline)
+    except BaseException:
+        rotel.stop(timeout_s=0)
+        raise
+    if reason is None:
+        return rotel
+    status = rotel.stop(timeout_s=0 if reason == "exited" else ROTEL_STOP_TIMEOUT_S)
+    if reason == "exited":
+        reason = f"rotel exited with status {status} on port {stopped.grpc_port}"
+    raise RotelStartError(f"{reason}\n--- {rotel.log_path} (tail) ---\n{rotel.log()}")
+
+
+# --- a collector that misbehaves on demand ---------------------------------------------------
+
+
+class Fault(enum.Enum):
+    """How a `FaultyOtlpReceiver` answers an export."""
+
+    NONE = "healthy"
+    UNAVAILABLE = "unavailable"
+    """Refuses every export with ``UNAVAILABLE``, as an overloaded or restarting collector."""
+    SLOW = "slow"
+    """Accepts every export, but only after ``slow_s``."""
+
+
+class FaultyOtlpReceiver:
+    """A real gRPC OTLP trace and metrics receiver on 127.0.0.1 whose answers can be switched.
+
+    It counts what it accepts and keeps nothing else, so it can take a flood.
+    A slow answer waits on an event that `close` sets, so closing never waits
+    for the slow calls in progress.
+    """
+
+    def __init__(self, *, slow_s: float = 2.0) -> None:
+        self.slow_s = slow_s
+        self._condition = threading.Condition()
+        self._fault = Fault.NONE
+        self._accepted_spans = 0
+        self._requests = 0
+        self._closing = threading.Event()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            _FaultyTraceService(self), self._server
+        )
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            _FaultyMetricsService(self), self._server
+        )
+        self.port = self._server.add_insecure_port(f"{LOOPBACK}:0")
+        self._server.start()
+
+    @property
+    def endpoint(self) -> str:
+        """``http://127.0.0.1:<port>``, for an OTLP/gRPC exporter."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def set_fault(self, fault: Fault) -> None:
+        """Answer every later export this way."""
+        with self._condition:
+            self._fault = fault
+
+    @property
+    def accepted_spans(self) -> int:
+        """Spans in the trace exports this receiver accepted."""
+        with self._condition:
+            return self._accepted_spans
+
+    @property
+    def requests(self) -> int:
+        """Trace export requests received, accepted or not."""
+        with self._condition:
+            return self._requests
+
+    def wait_for_requests(self, count: int, *, timeout_s: float) -> bool:
+        """Wait until ``count`` trace export requests have arrived; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._condition:
+            while self._requests < count:
+                left_s = deadline - time.monotonic()
+                if left_s <= 0:
+                    return False
+                self._condition.wait(left_s)
+        return True
+
+    def wait_for_spans(self, count: int, *, timeout_s: float) -> bool:
+        """Wait until ``count`` spans have been accepted in all; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._condition:
+            while self._accepted_spans < count:
+                left_s = deadline - time.monotonic()
+                if left_s <= 0:
+                    return False
+                self._condition.wait(left_s)
+        return True
+
+    def answer(self, context: grpc.ServicerContext, *, spans: int) -> None:
+        """Apply the current fault to one export of ``spans`` spans (0 for metrics)."""
+        with self._condition:
+            fault = self._fault
+            if spans:
+                self._requests += 1
+            self._condition.notify_all()
+        if fault is Fault.UNAVAILABLE:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "test collector: unavailable")
+        if fault is Fault.SLOW:
+            self._closing.wait(self.slow_s)
+        with self._condition:
+            self._accepted_spans += spans
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """End slow answers now and stop serving; waits at most 5 s for calls in progress."""
+        self._closing.set()
+        self._server.stop(grace=5).wait(timeout=10)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _FaultyTraceService(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, receiver: FaultyOtlpReceiver) -> None:
+        self._receiver = receiver
+
+    def Export(
+        self,
+        request: trace_service_pb2.ExportTraceServiceRequest,
+        context: grpc.ServicerContext,
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        spans = sum(
+            len(scope_spans.spans)
+            for resource_spans in request.resource_spans
+            for scope_spans in resource_spans.scope_spans
+        )
+        self._receiver.answer(context, spans=spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+class _FaultyMetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, receiver: FaultyOtlpReceiver) -> None:
+        self._receiver = receiver
+
+    def Export(
+        self,
+        request: metrics_service_pb2.ExportMetricsServiceRequest,
+        context: grpc.ServicerContext,
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        self._receiver.answer(context, spans=0)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
+# --- an application under steady load ---------------------------------------------------------
+
+STEADY_ROUTE: Final = "/api/payments/{payment_id}"
+STEADY_ATTRIBUTES: Final[dict[str, AttributeValue]] = {
+    "http.request.method": "GET",
+    "http.route": STEADY_ROUTE,
+    "http.response.status_code": 200,
+    "url.path": "/api/payments/p-1042",
+}
+SLOW_CALL_S: Final = 0.005
+"""A ``span.end()`` at least this long is kept with its start time, to be explained."""
+
+
+class GcPauses:
+    """The interpreter's garbage collections while installed, as (start, stop) perf_counter pairs.
+
+    A collection holds the GIL, so every thread stands still for its length,
+    whichever thread ran it; `overlap` says how much of an interval it took.
+    """
+
+    def __init__(self) -> None:
+        self._pauses: list[tuple[float, float, int]] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._pauses.append((self._started, time.perf_counter(), info["generation"]))
+
+    def __enter__(self) -> Self:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def overlap(self, start: float, stop: float) -> float:
+        """Seconds of ``[start, stop]`` spent in garbage collection."""
+        return sum(
+            max(0.0, min(stop, paused_until) - max(start, paused_at))
+            for paused_at, paused_until, _ in list(self._pauses)
+        )
+
+    def longest(self, start: float, stop: float) -> float:
+        """The longest collection that began within ``[start, stop]``, in seconds."""
+        return max(
+            (until - at for at, until, _ in list(self._pauses) if start <= at <= stop),
+            default=0.0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SlowCall:
+    """A ``span.end()`` that took at least `SLOW_CALL_S`."""
+
+    phase: str
+    started: float
+    took_s: float
+
+
+class SteadyLoad:
+    """An application thread ending ``rate_per_s`` server spans a second, on schedule.
+
+    Every ``tick_s`` it ends the spans that fall due (catching up if it was held
+    up), so the rate holds whatever the telemetry does. It records each span id,
+    the longest ``span.end()`` per phase (``set_phase`` names them), every slow
+    one, and anything raised. Pacing waits on the stop event, so `stop` ends it
+    at once.
+    """
+
+    def __init__(self, tracer: Tracer, *, rate_per_s: float, tick_s: float = 0.01) -> None:
+        self._tracer = tracer
+        self._rate_per_s = rate_per_s
+        self._tick_s = tick_s
+        self._lock = threading.Lock()
+        self._ids = array.array("Q")
+        self._phase = "warm-up"
+        self._ended_by_phase: dict[str, int] = defaultdict(int)
+        self._max_end_s: dict[str, float] = defaultdict(float)
+        self._slow: list[SlowCall] = []
+        self._errors: list[BaseException] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="steady-load", daemon=True)
+
+    def start(self) -> None:
+        """Start ending spans."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and wait for the thread (bounded: it only ever waits on the stop event)."""
+        self._stopping.set()
+        self._thread.join(timeout=ROTEL_STOP_TIMEOUT_S)
+
+    def set_phase(self, phase: str) -> None:
+        """Attribute the spans ended from now on to ``phase``."""
+        with self._lock:
+            self._phase = phase
+
+    @property
+    def ended(self) -> int:
+        """Spans ended so far."""
+        with self._lock:
+            return len(self._ids)
+
+    def span_ids(self) -> frozenset[bytes]:
+        """The ids of every span ended, as OTLP carries them (8 bytes, big-endian)."""
+        with self._lock:
+            return frozenset(span_id.to_bytes(8, "big") for span_id in self._ids)
+
+    def ended_in(self, phase: str) -> int:
+        """Spans ended during ``phase``."""
+        with self._lock:
+            return self._ended_by_phase[phase]
+
+    def max_end_s(self, phase: str) -> float:
+        """The longest ``span.end()`` call during ``phase``, in seconds."""
+        with self._lock:
+            return self._max_end_s[phase]
+
+    def slow_calls(self, phase: str) -> list[SlowCall]:
+        """Every ``span.end()`` during ``phase`` that took at least `SLOW_CALL_S`."""
+        with self._lock:
+            return [call for call in self._slow if call.phase == phase]
+
+    @property
+    def errors(self) -> tuple[BaseException, ...]:
+        """Whatever starting or ending a span raised."""
+        with self._lock:
+            return tuple(self._errors)
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        done = 0
+        while not self._stopping.is_set():
+            due = int((time.monotonic() - began) * self._rate_per_s)
+            for _ in range(due - done):
+                self._one()
+            done = max(done, due)
+            self._stopping.wait(self._tick_s)  # pacing the load, not waiting for a result
+
+    def _one(self) -> None:
+        try:
+            span = self._tracer.start_span(
+                f"GET {STEADY_ROUTE}", kind=SpanKind.SERVER, attributes=STEADY_ATTRIBUTES
+            )
+            started = time.perf_counter()
+            span.end()
+            took_s = time.perf_counter() - started
+            span_id = span.get_span_context().span_id
+        except BaseException as exc:  # noqa: BLE001 - recorded: the test asserts there is none
+            with self._lock:
+                self._errors.append(exc)
+            return
+        with self._lock:
+            self._ids.append(span_id)
+            phase = self._phase
+            self._ended_by_phase[phase] += 1
+            self._max_end_s[phase] = max(self._max_end_s[phase], took_s)
+            if took_s >= SLOW_CALL_S:
+                self._slow.append(SlowCall(phase, started, took_s))
