@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_quantiles.py
 	$(BIN)/python benchmarks/bench_instrumentation.py
 	$(BIN)/python benchmarks/bench_asgi.py
+	$(BIN)/python benchmarks/bench_collector.py
 
 demo: $(STAMP)
 	$(BIN)/wedsync-otel demo
