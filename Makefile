@@ -32,6 +32,7 @@ rules: $(STAMP)
 	$(BIN)/wedsync-otel rules --out collector-config/prometheus/wedding-rules.yml
 	$(BIN)/wedsync-otel rules --histograms classic --out collector-config/prometheus/wedding-rules-classic.yml
 	$(BIN)/wedsync-otel alertmanager --out collector-config/prometheus/alertmanager.yml
+	$(BIN)/wedsync-otel dashboard --out collector-config/grafana/wedsync-dashboard.json
 
 test: lint typecheck prometheus-tools unit
 

@@ -235,6 +235,15 @@ def _rules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    try:
+        from wedsync_otel.ops.grafana import render_dashboard  # noqa: PLC0415 - keeps --help fast
+    except ImportError as exc:
+        raise CliError(f"dashboard {_OPS_EXTRA} ({exc})", exit_code=EXIT_USAGE) from None
+    _write_output(render_dashboard(_load_config(args.config)), args.out)
+    return EXIT_OK
+
+
 def _alertmanager(args: argparse.Namespace) -> int:
     try:
         from wedsync_otel.ops import render_alertmanager  # noqa: PLC0415 - keeps --help fast
@@ -546,6 +555,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, metavar="FILE", help="write here (default: stdout)"
     )
     alertmanager.set_defaults(handler=_alertmanager)
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="write the Grafana dashboard over the recording rules",
+        description="Write a Grafana dashboard (JSON model): p50/p95/p99, health, Apdex, "
+        "breaches by band, 5xx share, cache hit rate, DB time share, readiness and the scaling "
+        "recommendation, all read from the `wedsync-otel rules` recording rules.",
+    )
+    dashboard.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML config (default: WEDSYNC_OTEL_CONFIG and WEDSYNC_OTEL_* variables, "
+        "else the defaults)",
+    )
+    dashboard.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
+    dashboard.set_defaults(handler=_dashboard)
     _add_scaling(commands)
     return parser
 
