@@ -1,0 +1,428 @@
+"""A trace backend to look at: Arize Phoenix on loopback, behind rotel (extra ``viewer``).
+
+`start_viewer` starts two processes, each in its own process group:
+
+- Phoenix (``arize-phoenix``), an OTLP trace store with a web UI, on 127.0.0.1 and free ports,
+  with its outbound-network features off (``PHOENIX_ALLOW_EXTERNAL_RESOURCES=false``,
+  ``PHOENIX_TELEMETRY_ENABLED=false``, no agent assistant, no MCP server) and its data in a
+  private temporary directory. Phoenix binds its OTLP/gRPC receiver to every interface
+  (``[::]``, hard-coded in ``phoenix.server.grpc_server``); the launcher here
+  (``python -m wedsync_otel.viewer``) rewrites that address to 127.0.0.1 before Phoenix starts.
+- rotel through ``collector-config/rotel/run.sh`` (the WedSync trace processor included),
+  receiving OTLP on loopback and forwarding traces to Phoenix's OTLP/HTTP endpoint
+  (``ROTEL_OTLP_EXPORTER_PROTOCOL=http``). Phoenix stores no metrics, so rotel's metrics and
+  logs receivers are off: send metrics elsewhere.
+
+Point the application's OTLP/gRPC span exporter at `Viewer.otlp_endpoint` and open
+`Viewer.ui_url`. Every wait is bounded by a deadline; `Viewer.close` ends both process groups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+LOOPBACK: Final = "127.0.0.1"
+DEFAULT_PROJECT: Final = "default"
+"""Phoenix's project for spans without ``openinference.project.name`` in their resource."""
+START_TIMEOUT_S: Final = 90.0
+STOP_TIMEOUT_S: Final = 10.0
+DELIVERY_TIMEOUT_S: Final = 30.0
+_POLL_S: Final = 0.2
+_PORT_ATTEMPTS: Final = 3
+_LOG_TAIL_CHARS: Final = 3000
+
+PHOENIX_ENV: Final[Mapping[str, str]] = {
+    "PHOENIX_HOST": LOOPBACK,
+    "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
+    "PHOENIX_TELEMETRY_ENABLED": "false",
+    "PHOENIX_DISABLE_AGENT_ASSISTANT": "true",
+    "PHOENIX_ENABLE_MCP_SERVER": "false",
+    "PHOENIX_ENABLE_PROMETHEUS": "false",
+}
+"""Loopback, and nothing Phoenix would fetch from or send to the internet on its own."""
+
+
+class ViewerUnavailable(RuntimeError):
+    """Phoenix or rotel is not installed or cannot run here."""
+
+
+class ViewerStartError(RuntimeError):
+    """Phoenix or rotel was found but did not become ready before the deadline."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _rotel_run_sh() -> Path:
+    """``collector-config/rotel/run.sh`` of this checkout (it is not in the wheel)."""
+    candidate = Path(__file__).resolve().parents[2] / "collector-config" / "rotel" / "run.sh"
+    if not candidate.is_file():
+        raise ViewerUnavailable(f"{candidate} not found: run from a wedsync-otel checkout")
+    return candidate
+
+
+def _rotel_agent() -> Path:
+    spec = importlib.util.find_spec("rotel")  # locate without running the package's code
+    if spec is None or spec.origin is None:
+        raise ViewerUnavailable("the `rotel` package is not installed (pip install rotel)")
+    agent = Path(spec.origin).parent / "rotel-agent"
+    if not os.access(agent, os.X_OK):
+        raise ViewerUnavailable(f"{agent} is missing or not executable")
+    return agent
+
+
+def _require_phoenix() -> None:
+    try:  # by distribution: arize-phoenix-client alone also provides a `phoenix` package
+        importlib.metadata.version("arize-phoenix")
+    except importlib.metadata.PackageNotFoundError:
+        raise ViewerUnavailable(
+            "Arize Phoenix is not installed: pip install 'wedsync-otel[viewer]'"
+        ) from None
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return text[-_LOG_TAIL_CHARS:].strip() or "(empty log)"
+
+
+@dataclass
+class _Process:
+    """A child process in its own session, so one signal reaches all it started."""
+
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
+        """SIGTERM the process group, SIGKILL it after ``timeout_s``; the exit status."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, sig)
+            try:
+                return self.popen.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                continue
+        return self.popen.poll()
+
+
+def _spawn(argv: list[str], *, env: Mapping[str, str], cwd: Path, log_path: Path) -> _Process:
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            argv,
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return _Process(popen, log_path)
+
+
+def _wait(
+    ready: Callable[[], bool], process: _Process, *, deadline: float, what: str
+) -> str | None:
+    """None once ``ready()``; "exited" if the process ended; else a timeout message."""
+    while True:
+        if not process.alive():
+            return "exited"
+        if ready():
+            return None
+        if time.monotonic() >= deadline:
+            return f"{what} did not answer before the deadline"
+        time.sleep(_POLL_S)  # polling a readiness probe, bounded by the deadline
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _tcp_open(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Viewer:
+    """Phoenix and rotel in front of it; close() (or the with block) stops both."""
+
+    ui_url: str
+    """Phoenix's web UI and REST API (``/v1``), e.g. ``http://127.0.0.1:41234``."""
+    otlp_endpoint: str
+    """rotel's OTLP/gRPC receiver, for the application's span exporter."""
+    otlp_http_endpoint: str
+    """rotel's OTLP/HTTP receiver (base URL; traces at ``/v1/traces``)."""
+    workdir: Path
+    _processes: list[_Process] = field(default_factory=list, repr=False)
+    _own_workdir: bool = field(default=False, repr=False)
+
+    @property
+    def phoenix_traces_url(self) -> str:
+        """Phoenix's own OTLP/HTTP traces endpoint, which rotel forwards to."""
+        return f"{self.ui_url}/v1/traces"
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """Process ids (and process-group ids) of Phoenix and rotel."""
+        return tuple(process.popen.pid for process in self._processes)
+
+    def spans(self, project: str = DEFAULT_PROJECT, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """The spans Phoenix holds in ``project``, newest first, from its REST API."""
+        query = urllib.parse.urlencode({"limit": limit})
+        url = f"{self.ui_url}/v1/projects/{urllib.parse.quote(project, safe='')}/spans?{query}"
+        try:
+            with urllib.request.urlopen(url, timeout=5.0) as response:
+                body: dict[str, Any] = json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:  # the project appears with its first span
+                return []
+            raise
+        data: list[dict[str, Any]] = body.get("data", [])
+        return data
+
+    def wait_for_spans(
+        self,
+        names: set[str],
+        *,
+        project: str = DEFAULT_PROJECT,
+        timeout_s: float = DELIVERY_TIMEOUT_S,
+    ) -> dict[str, dict[str, Any]]:
+        """The newest stored span of each name in ``names``, polling Phoenix until all are there.
+
+        Raises TimeoutError naming the missing ones if they are not all stored within
+        ``timeout_s`` (rotel batches for 200 ms and Phoenix inserts in bulk every second or so).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found: dict[str, dict[str, Any]] = {}
+            for span in self.spans(project):
+                found.setdefault(str(span.get("name")), span)
+            if names <= found.keys():
+                return {name: found[name] for name in names}
+            if time.monotonic() >= deadline:
+                missing = ", ".join(sorted(names - found.keys()))
+                raise TimeoutError(f"Phoenix at {self.ui_url} has no span named: {missing}")
+            time.sleep(_POLL_S)  # Phoenix offers no change feed: poll, bounded by the deadline
+
+    def close(self) -> None:
+        """Stop rotel, then Phoenix (each process group); remove a private workdir."""
+        for process in reversed(self._processes):
+            process.stop()
+        self._processes.clear()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _start_phoenix(workdir: Path, deadline: float) -> tuple[_Process, int]:
+    log_path = workdir / "phoenix.log"
+    for attempt in range(1, _PORT_ATTEMPTS + 1):
+        port, grpc_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            **PHOENIX_ENV,
+            "PHOENIX_PORT": str(port),
+            "PHOENIX_GRPC_PORT": str(grpc_port),
+            "PHOENIX_WORKING_DIR": str(workdir / "phoenix"),
+        }
+        for name in ("PHOENIX_SQL_DATABASE_URL", "PHOENIX_COLLECTOR_ENDPOINT"):
+            env.pop(name, None)  # a private SQLite store, and no self-tracing
+        argv = [sys.executable, "-m", "wedsync_otel.viewer"]
+        process = _spawn(argv, env=env, cwd=workdir, log_path=log_path)
+        try:
+            reason = _wait(
+                functools.partial(_http_ok, f"http://{LOOPBACK}:{port}/healthz"),
+                process,
+                deadline=deadline,
+                what=f"Phoenix on {LOOPBACK}:{port}",
+            )
+        except BaseException:
+            process.stop(timeout_s=0)
+            raise
+        if reason is None:
+            return process, port
+        process.stop()
+        tail = _log_tail(log_path)
+        port_taken = "address already in use" in tail.lower()
+        if reason == "exited" and port_taken and attempt < _PORT_ATTEMPTS:
+            continue
+        raise ViewerStartError(f"{reason}\n--- {log_path} (tail) ---\n{tail}")
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _start_rotel(workdir: Path, phoenix_port: int, deadline: float) -> tuple[_Process, int, int]:
+    agent, run_sh = _rotel_agent(), _rotel_run_sh()
+    log_path = workdir / "rotel.log"
+    for attempt in range(1, _PORT_ATTEMPTS + 1):
+        grpc_port, http_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "WEDSYNC_PYTHON": sys.executable,
+            "ROTEL_AGENT": str(agent),
+            "ROTEL_OTLP_GRPC_ENDPOINT": f"{LOOPBACK}:{grpc_port}",
+            "ROTEL_OTLP_HTTP_ENDPOINT": f"{LOOPBACK}:{http_port}",
+            "ROTEL_OTLP_RECEIVER_METRICS_DISABLED": "true",
+            "ROTEL_OTLP_RECEIVER_LOGS_DISABLED": "true",
+            "ROTEL_OTLP_EXPORTER_PROTOCOL": "http",
+            "ROTEL_OTLP_EXPORTER_ENDPOINT": f"http://{LOOPBACK}:{phoenix_port}",
+            "ROTEL_PID_FILE": str(workdir / "rotel.pid"),
+            "ROTEL_LOG_FILE": str(workdir / "rotel-daemon.log"),
+        }
+        process = _spawn(["/bin/sh", str(run_sh)], env=env, cwd=workdir, log_path=log_path)
+        try:
+            reason = _wait(
+                functools.partial(_tcp_open, grpc_port),
+                process,
+                deadline=deadline,
+                what=f"rotel on {LOOPBACK}:{grpc_port}",
+            )
+        except BaseException:
+            process.stop(timeout_s=0)
+            raise
+        if reason is None:
+            return process, grpc_port, http_port
+        process.stop()
+        tail = _log_tail(log_path)
+        port_taken = "address already in use" in tail.lower()
+        if reason == "exited" and port_taken and attempt < _PORT_ATTEMPTS:
+            continue
+        raise ViewerStartError(f"{reason}\n--- {log_path} (tail) ---\n{tail}")
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def start_viewer(*, workdir: Path | None = None, timeout_s: float = START_TIMEOUT_S) -> Viewer:
+    """Start Phoenix and rotel in front of it on loopback; raise if either cannot start.
+
+    ``workdir`` holds Phoenix's database and both logs (default: a temporary directory,
+    removed by `Viewer.close`). Raises `ViewerUnavailable` when Phoenix or rotel is not
+    installed, `ViewerStartError` when one does not answer within ``timeout_s``.
+    """
+    _require_phoenix()
+    _rotel_agent()
+    deadline = time.monotonic() + timeout_s
+    own = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="wedsync-viewer-")) if workdir is None else workdir
+    processes: list[_Process] = []
+    try:
+        phoenix, phoenix_port = _start_phoenix(root, deadline)
+        processes.append(phoenix)
+        rotel, grpc_port, http_port = _start_rotel(root, phoenix_port, deadline)
+        processes.append(rotel)
+    except BaseException:
+        for process in reversed(processes):
+            process.stop()
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    return Viewer(
+        ui_url=f"http://{LOOPBACK}:{phoenix_port}",
+        otlp_endpoint=f"http://{LOOPBACK}:{grpc_port}",
+        otlp_http_endpoint=f"http://{LOOPBACK}:{http_port}",
+        workdir=root,
+        _processes=processes,
+        _own_workdir=own,
+    )
+
+
+@contextlib.contextmanager
+def running_viewer(*, timeout_s: float = START_TIMEOUT_S) -> Iterator[Viewer]:
+    """`start_viewer` as a context manager."""
+    viewer = start_viewer(timeout_s=timeout_s)
+    try:
+        yield viewer
+    finally:
+        viewer.close()
+
+
+# --- the Phoenix launcher (runs in the child process) --------------------------------------
+
+
+def _loopback_address(address: str) -> str:
+    """``[::]:4317`` or ``0.0.0.0:4317`` -> ``127.0.0.1:4317``; other addresses unchanged."""
+    host, _, port = address.rpartition(":")
+    return f"{LOOPBACK}:{port}" if host in ("[::]", "0.0.0.0", "") else address
+
+
+def _bind_grpc_to_loopback() -> None:
+    """Make every gRPC aio server created from now on bind its ports to 127.0.0.1 only."""
+    import grpc.aio  # noqa: PLC0415 - only the launcher needs it
+
+    create = grpc.aio.server
+
+    def loopback_server(*args: Any, **kwargs: Any) -> grpc.aio.Server:
+        server = create(*args, **kwargs)
+        add_insecure = server.add_insecure_port
+        add_secure = server.add_secure_port
+
+        def add_insecure_port(address: str) -> int:
+            return add_insecure(_loopback_address(address))
+
+        def add_secure_port(address: str, server_credentials: grpc.ServerCredentials) -> int:
+            return add_secure(_loopback_address(address), server_credentials)
+
+        server.add_insecure_port = add_insecure_port  # type: ignore[method-assign]
+        server.add_secure_port = add_secure_port  # type: ignore[method-assign]
+        return server
+
+    grpc.aio.server = loopback_server
+
+
+def _serve_phoenix() -> int:
+    """``phoenix serve`` with its gRPC receiver on loopback; configured by environment."""
+    _bind_grpc_to_loopback()
+    from phoenix.server.main import main  # noqa: PLC0415 - heavy; the launcher only
+
+    sys.argv = ["phoenix", "serve"]
+    main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve_phoenix())
