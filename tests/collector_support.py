@@ -565,27 +565,13 @@ def start_rotel(
     deadline = time.monotonic() + timeout_s
     log_path = workdir / "rotel.log"
     for attempt in range(1, _PORT_ATTEMPTS + 1):
-        grpc_port, http_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "WEDSYNC_PYTHON": sys.executable,
-            "ROTEL_AGENT": str(agent),
-            "ROTEL_OTLP_GRPC_ENDPOINT": f"{LOOPBACK}:{grpc_port}",
-            "ROTEL_OTLP_HTTP_ENDPOINT": f"{LOOPBACK}:{http_port}",
-            "ROTEL_OTLP_EXPORTER_ENDPOINT": exporter_endpoint,
-            "ROTEL_PID_FILE": str(workdir / "rotel.pid"),
-            "ROTEL_LOG_FILE": str(workdir / "rotel-daemon.log"),
-        }
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                ["/bin/sh", str(ROTEL_DIR / "run.sh")],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so stop() reaches it all
-            )
-        rotel = Rotel(process, grpc_port=grpc_port, log_path=log_path)
+        rotel = _spawn_rotel(
+            agent,
+            grpc_port=free_port(),
+            exporter_endpoint=exporter_endpoint,
+            workdir=workdir,
+            log_path=log_path,
+        )
         try:
             reason = _wait_ready(rotel, deadline)
         except BaseException:
