@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The viewer extra (Arize Phoenix) cannot be resolved beside dev: its tests get a venv of their own.
+VIEWER_VENV ?= .venv-viewer
+VIEWER_STAMP := $(VIEWER_VENV)/.installed
 
-.PHONY: test lint typecheck unit bench demo clean rules prometheus-tools
+.PHONY: test lint typecheck unit test-viewer bench demo clean rules prometheus-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +25,19 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/test_viewer.py
+
+$(VIEWER_VENV)/bin/python:
+	$(PYTHON) -m venv $(VIEWER_VENV)
+
+$(VIEWER_STAMP): $(VIEWER_VENV)/bin/python pyproject.toml
+	$(VIEWER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VIEWER_VENV)/bin/python -m pip install --quiet -e '.[viewer,demo,db]' 'pytest>=8.2'
+	touch $(VIEWER_STAMP)
+
+# Arize Phoenix behind rotel, and `wedsync-otel demo --viewer`, in .venv-viewer.
+test-viewer: $(VIEWER_STAMP)
+	$(VIEWER_VENV)/bin/pytest tests/test_viewer.py
 
 # The rule tests run Debian's promtool, amtool and prometheus: installed when missing (apt, root).
 prometheus-tools:
@@ -34,7 +49,7 @@ rules: $(STAMP)
 	$(BIN)/wedsync-otel alertmanager --out collector-config/prometheus/alertmanager.yml
 	$(BIN)/wedsync-otel dashboard --out collector-config/grafana/wedsync-dashboard.json
 
-test: lint typecheck prometheus-tools unit
+test: lint typecheck prometheus-tools unit test-viewer
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_processor.py
@@ -48,4 +63,4 @@ demo: $(STAMP)
 	$(BIN)/wedsync-otel demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VIEWER_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -46,3 +47,12 @@ class Pipeline:
 # A Tuesday in wedding season, mid-morning in London.
 TUESDAY = dt.datetime(2026, 6, 16, 10, 0, tzinfo=dt.UTC)
 SATURDAY = dt.datetime(2026, 6, 20, 10, 0, tzinfo=dt.UTC)
+
+
+def distribution_installed(name: str) -> bool:
+    """Whether the distribution ``name`` is installed (a module name can be a namespace)."""
+    try:
+        importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True

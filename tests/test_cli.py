@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 from rich.console import Console
 
 import wedsync_otel
-from helpers import TUESDAY, FakeClock
+from helpers import TUESDAY, FakeClock, distribution_installed
 from wedsync_otel import PerformanceSnapshot
 from wedsync_otel.cli import plain_summary, summary_table, verdict_lines
 from wedsync_otel.cli.main import main
@@ -443,12 +443,18 @@ class _FakeDemo(types.ModuleType):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ([], {"output": None, "rate": None, "plain": None}),
+        ([], {"output": None, "rate": None, "plain": None, "viewer": False}),
         (
-            ["--duration", "5", "--rate", "20", "--output", "out", "--plain"],
-            {"duration_s": 5.0, "output": Path("out"), "rate": 20.0, "plain": True},
+            ["--duration", "5", "--rate", "20", "--output", "out", "--plain", "--viewer"],
+            {
+                "duration_s": 5.0,
+                "output": Path("out"),
+                "rate": 20.0,
+                "plain": True,
+                "viewer": True,
+            },
         ),
-        (["--live"], {"output": None, "rate": None, "plain": False}),
+        (["--live"], {"output": None, "rate": None, "plain": False, "viewer": False}),
     ],
     ids=["defaults", "everything", "live"],
 )
@@ -475,6 +481,18 @@ def test_demo_without_a_run_function_is_one_line(
     assert code == 1
     assert "demo is not available" in _one_line(err)
     assert "run" in err
+
+
+@pytest.mark.skipif(
+    distribution_installed("arize-phoenix"),
+    reason="checks the error without the viewer extra; .venv-viewer runs the viewer itself",
+)
+def test_demo_viewer_without_the_extra_is_one_line() -> None:
+    """`demo --viewer` without Arize Phoenix names the extra in one line and exits 1."""
+    (finished,) = run_cli_all(["demo", "--viewer", "--duration", "1", "--plain"])
+    assert finished.returncode == 1, finished.stderr
+    assert "wedsync-otel[viewer]" in _one_line(finished.stderr)
+    assert "Traceback" not in finished.stderr
 
 
 # --- rendering, shared with the demo's live view -------------------------------------------

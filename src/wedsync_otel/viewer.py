@@ -48,6 +48,7 @@ START_TIMEOUT_S: Final = 90.0
 STOP_TIMEOUT_S: Final = 10.0
 DELIVERY_TIMEOUT_S: Final = 30.0
 _POLL_S: Final = 0.2
+_PAGE_SPANS: Final = 1000
 _PORT_ATTEMPTS: Final = 3
 _LOG_TAIL_CHARS: Final = 3000
 
@@ -205,17 +206,59 @@ class Viewer:
 
     def spans(self, project: str = DEFAULT_PROJECT, *, limit: int = 1000) -> list[dict[str, Any]]:
         """The spans Phoenix holds in ``project``, newest first, from its REST API."""
-        query = urllib.parse.urlencode({"limit": limit})
-        url = f"{self.ui_url}/v1/projects/{urllib.parse.quote(project, safe='')}/spans?{query}"
+        data, _ = self._span_page(project, {"limit": limit})
+        return data
+
+    def span_count(
+        self, project: str = DEFAULT_PROJECT, *, roots_only: bool = False, cap: int = 100_000
+    ) -> int:
+        """How many spans (or root spans: requests) ``project`` holds, counted up to ``cap``."""
+        query: dict[str, str | int] = {"limit": _PAGE_SPANS}
+        if roots_only:
+            query["parent_id"] = "null"
+        count = 0
+        while count < cap:
+            data, cursor = self._span_page(project, query)
+            count += len(data)
+            if cursor is None:
+                break
+            query["cursor"] = cursor
+        return min(count, cap)
+
+    def wait_for_requests(
+        self,
+        expected: int,
+        project: str = DEFAULT_PROJECT,
+        *,
+        timeout_s: float = DELIVERY_TIMEOUT_S,
+    ) -> int:
+        """Root spans (requests) stored, once there are ``expected`` or at the deadline.
+
+        rotel batches for 200 ms and Phoenix inserts in bulk every second or so, so
+        spans flushed to rotel appear over a few seconds.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            count = self.span_count(project, roots_only=True)
+            if count >= expected or time.monotonic() >= deadline:
+                return count
+            time.sleep(_POLL_S)  # Phoenix offers no change feed: poll, bounded by the deadline
+
+    def _span_page(
+        self, project: str, query: Mapping[str, str | int]
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        encoded = urllib.parse.urlencode(query)
+        url = f"{self.ui_url}/v1/projects/{urllib.parse.quote(project, safe='')}/spans?{encoded}"
         try:
             with urllib.request.urlopen(url, timeout=5.0) as response:
                 body: dict[str, Any] = json.load(response)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:  # the project appears with its first span
-                return []
+                return [], None
             raise
         data: list[dict[str, Any]] = body.get("data", [])
-        return data
+        cursor = body.get("next_cursor")
+        return data, cursor if isinstance(cursor, str) else None
 
     def wait_for_spans(
         self,

@@ -195,9 +195,19 @@ def _demo(args: argparse.Namespace) -> int:
         from wedsync_otel.demo import run  # noqa: PLC0415 - its dependencies are extras
     except ImportError as exc:
         raise CliError(f"the demo is not available in this installation ({exc})") from None
-    if args.duration is None:  # the demo's own default
-        return run(output=args.output, rate=args.rate, plain=args.plain)
-    return run(duration_s=args.duration, output=args.output, rate=args.rate, plain=args.plain)
+    from wedsync_otel.viewer import ViewerStartError, ViewerUnavailable  # noqa: PLC0415
+
+    options: dict[str, Any] = {"output": args.output, "rate": args.rate, "plain": args.plain}
+    if args.duration is not None:  # else the demo's own default
+        options["duration_s"] = args.duration
+    try:
+        return run(viewer=args.viewer, **options)
+    except ViewerUnavailable as exc:
+        raise CliError(f"--viewer: {exc}") from None
+    except ViewerStartError as exc:
+        reason, _, log_tail = str(exc).partition("\n")
+        print(log_tail, file=sys.stderr)  # the processes' own words, before the one-line error
+        raise CliError(f"--viewer: {reason}") from None
 
 
 def _fraction(text: str) -> float:
@@ -509,6 +519,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=True,
         help="plain text lines (default when not on a terminal)",
+    )
+    demo.add_argument(
+        "--viewer",
+        action="store_true",
+        help="send the traces to Arize Phoenix behind rotel on 127.0.0.1 and print its address "
+        "(extra: viewer; run from a source checkout)",
     )
     demo.set_defaults(handler=_demo, plain=None)
 

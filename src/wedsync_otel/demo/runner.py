@@ -74,6 +74,7 @@ from wedsync_otel.exporters import (
 )
 from wedsync_otel.metrics import PerformanceSnapshot
 from wedsync_otel.rules import Verdict
+from wedsync_otel.viewer import Viewer, start_viewer
 
 __all__ = ["DEFAULT_OUTPUT", "BackgroundServer", "BreachCounter", "run"]
 
@@ -247,6 +248,7 @@ class Destination:
     span_exporter: SpanExporter | None
     metric_exporter: MetricExporter | None
     description: str
+    viewer: Viewer | None = None
 
 
 def _otlp_endpoint() -> str | None:
@@ -270,6 +272,42 @@ def choose_destination(output: Path) -> Destination:
         OtlpJsonFileMetricExporter(output),
         f"{output.resolve()}/ ({TRACES_FILE}, {METRICS_FILE}{note})",
     )
+
+
+def viewer_destination(stack: ExitStack, output: Path, say: Callable[[str], None]) -> Destination:
+    """Traces to a Phoenix viewer behind rotel (closed with ``stack``); metrics to JSON files.
+
+    Phoenix stores traces only, so the metrics still go to ``output``. Raises
+    `wedsync_otel.viewer.ViewerUnavailable` without the ``viewer`` extra.
+    """
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+        OTLPSpanExporter,  # the otlp extra, part of the demo and viewer extras
+    )
+
+    say("Viewer: starting Arize Phoenix and rotel on 127.0.0.1 (this takes a few seconds)")
+    viewer = stack.enter_context(start_viewer())
+    output.mkdir(parents=True, exist_ok=True)
+    return Destination(
+        OTLPSpanExporter(endpoint=viewer.otlp_endpoint, insecure=True),
+        OtlpJsonFileMetricExporter(output),
+        f"traces to Phoenix at {viewer.ui_url} through rotel at {viewer.otlp_endpoint}; "
+        f"metrics to {output.resolve()}/{METRICS_FILE}",
+        viewer,
+    )
+
+
+def _show_viewer(viewer: Viewer, screen: Screen, *, requests: int, wait: bool) -> None:
+    """Say how many requests Phoenix stored and where; with ``wait``, keep it up until Enter."""
+    stored = viewer.wait_for_requests(requests)
+    screen.say(
+        f"Viewer: Phoenix holds {stored} of the {requests} request traces; open {viewer.ui_url}"
+    )
+    if not wait:
+        return
+    try:
+        input("Press Enter (or Ctrl-C) to stop Phoenix and rotel ")
+    except (EOFError, KeyboardInterrupt):
+        screen.say("")
 
 
 # --- showing it --------------------------------------------------------------------------------
@@ -440,6 +478,7 @@ def run(
     output: Path | None = None,
     rate: float | None = None,
     plain: bool | None = None,
+    viewer: bool = False,
 ) -> int:
     """Run the demo for ``duration_s`` seconds; 0 on success, 130 when interrupted.
 
@@ -447,15 +486,20 @@ def run(
     ``./wedsync-demo-output``) unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set;
     ``rate`` is requests per second (default `DEFAULT_RATE_PER_S`); ``plain``
     prints text instead of the live view (default: when stdout is not a
-    terminal). The telemetry is installed globally, once per process: call
-    this once, as the ``wedsync-otel demo`` command does.
+    terminal). ``viewer`` sends the traces to Arize Phoenix behind rotel (the
+    ``viewer`` extra) and, on a terminal, keeps it open until Enter. The
+    telemetry is installed globally, once per process: call this once, as the
+    ``wedsync-otel demo`` command does.
     """
     rate_per_s = _check(duration_s, rate)
     plain = not sys.stdout.isatty() if plain is None else plain
     screen = Screen(console=None if plain else Console(), out=sys.stdout)
     config = load_config()
-    destination = choose_destination(output if output is not None else DEFAULT_OUTPUT)
+    output = output if output is not None else DEFAULT_OUTPUT
     with ExitStack() as stack:
+        destination = (
+            viewer_destination(stack, output, screen.say) if viewer else choose_destination(output)
+        )
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wedsync-demo-")))
         started = time.monotonic()
         data = build(workdir / "wedsync.db", today=today_for(config))
@@ -538,5 +582,9 @@ def run(
             screen.say(f"Capacity: {plan.now_reason}")
         screen.say(_cache_line(choice))
         screen.say(f"Telemetry went to: {destination.description}")
+        if destination.viewer is not None:
+            telemetry.force_flush()
+            wait = not interrupted and sys.stdin.isatty()
+            _show_viewer(destination.viewer, screen, requests=progress.completed, wait=wait)
     # Leaving the stack shut the telemetry down, which exported what was left.
     return 130 if interrupted else 0
