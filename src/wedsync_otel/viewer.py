@@ -26,20 +26,20 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
+
+from wedsync_otel._process import EXITED, ChildProcess, free_port, log_tail, spawn, wait_until
 
 LOOPBACK: Final = "127.0.0.1"
 DEFAULT_PROJECT: Final = "default"
@@ -71,14 +71,6 @@ class ViewerStartError(RuntimeError):
     """Phoenix or rotel was found but did not become ready before the deadline."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _rotel_run_sh() -> Path:
     """``collector-config/rotel/run.sh`` of this checkout (it is not in the wheel)."""
     candidate = Path(__file__).resolve().parents[2] / "collector-config" / "rotel" / "run.sh"
@@ -106,78 +98,22 @@ def _require_phoenix() -> None:
         ) from None
 
 
-def _log_tail(path: Path) -> str:
+def _http_ok(url: str, timeout_s: float) -> str | None:
+    """None once ``url`` answers 200, else why not."""
     try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return text[-_LOG_TAIL_CHARS:].strip() or "(empty log)"
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return None if response.status == 200 else f"HTTP {response.status}"
+    except (OSError, urllib.error.URLError) as exc:
+        return str(exc)
 
 
-@dataclass
-class _Process:
-    """A child process in its own session, so one signal reaches all it started."""
-
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
-        """SIGTERM the process group, SIGKILL it after ``timeout_s``; the exit status."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.popen.pid, sig)
-            try:
-                return self.popen.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                continue
-        return self.popen.poll()
-
-
-def _spawn(argv: list[str], *, env: Mapping[str, str], cwd: Path, log_path: Path) -> _Process:
-    with log_path.open("ab") as log:
-        popen = subprocess.Popen(
-            argv,
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return _Process(popen, log_path)
-
-
-def _wait(
-    ready: Callable[[], bool], process: _Process, *, deadline: float, what: str
-) -> str | None:
-    """None once ``ready()``; "exited" if the process ended; else a timeout message."""
-    while True:
-        if not process.alive():
-            return "exited"
-        if ready():
+def _tcp_open(port: int, timeout_s: float) -> str | None:
+    """None once something accepts connections on ``port``, else why not."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=timeout_s):
             return None
-        if time.monotonic() >= deadline:
-            return f"{what} did not answer before the deadline"
-        time.sleep(_POLL_S)  # polling a readiness probe, bounded by the deadline
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def _tcp_open(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+    except OSError as exc:
+        return str(exc)
 
 
 @dataclass
@@ -191,7 +127,7 @@ class Viewer:
     otlp_http_endpoint: str
     """rotel's OTLP/HTTP receiver (base URL; traces at ``/v1/traces``)."""
     workdir: Path
-    _processes: list[_Process] = field(default_factory=list, repr=False)
+    _processes: list[ChildProcess] = field(default_factory=list, repr=False)
     _own_workdir: bool = field(default=False, repr=False)
 
     @property
@@ -202,7 +138,7 @@ class Viewer:
     @property
     def pids(self) -> tuple[int, ...]:
         """Process ids (and process-group ids) of Phoenix and rotel."""
-        return tuple(process.popen.pid for process in self._processes)
+        return tuple(process.pid for process in self._processes)
 
     def spans(self, project: str = DEFAULT_PROJECT, *, limit: int = 1000) -> list[dict[str, Any]]:
         """The spans Phoenix holds in ``project``, newest first, from its REST API."""
@@ -287,7 +223,7 @@ class Viewer:
     def close(self) -> None:
         """Stop rotel, then Phoenix (each process group); remove a private workdir."""
         for process in reversed(self._processes):
-            process.stop()
+            process.stop(STOP_TIMEOUT_S)
         self._processes.clear()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -304,7 +240,7 @@ class Viewer:
         self.close()
 
 
-def _start_phoenix(workdir: Path, deadline: float) -> tuple[_Process, int]:
+def _start_phoenix(workdir: Path, deadline: float) -> tuple[ChildProcess, int]:
     log_path = workdir / "phoenix.log"
     for attempt in range(1, _PORT_ATTEMPTS + 1):
         port, grpc_port = free_port(), free_port()
@@ -318,29 +254,29 @@ def _start_phoenix(workdir: Path, deadline: float) -> tuple[_Process, int]:
         for name in ("PHOENIX_SQL_DATABASE_URL", "PHOENIX_COLLECTOR_ENDPOINT"):
             env.pop(name, None)  # a private SQLite store, and no self-tracing
         argv = [sys.executable, "-m", "wedsync_otel.viewer"]
-        process = _spawn(argv, env=env, cwd=workdir, log_path=log_path)
-        try:
-            reason = _wait(
-                functools.partial(_http_ok, f"http://{LOOPBACK}:{port}/healthz"),
-                process,
-                deadline=deadline,
-                what=f"Phoenix on {LOOPBACK}:{port}",
-            )
-        except BaseException:
-            process.stop(timeout_s=0)
-            raise
+        process = spawn(argv, env=env, cwd=workdir, log_path=log_path)
+        reason = wait_until(
+            functools.partial(_http_ok, f"http://{LOOPBACK}:{port}/healthz"),
+            process,
+            deadline=deadline,
+            what=f"Phoenix on {LOOPBACK}:{port}",
+            probe_timeout_s=1.0,
+            poll_s=_POLL_S,
+        )
         if reason is None:
             return process, port
-        process.stop()
-        tail = _log_tail(log_path)
+        process.stop(STOP_TIMEOUT_S)
+        tail = log_tail(log_path, _LOG_TAIL_CHARS)
         port_taken = "address already in use" in tail.lower()
-        if reason == "exited" and port_taken and attempt < _PORT_ATTEMPTS:
+        if reason == EXITED and port_taken and attempt < _PORT_ATTEMPTS:
             continue
         raise ViewerStartError(f"{reason}\n--- {log_path} (tail) ---\n{tail}")
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _start_rotel(workdir: Path, phoenix_port: int, deadline: float) -> tuple[_Process, int, int]:
+def _start_rotel(
+    workdir: Path, phoenix_port: int, deadline: float
+) -> tuple[ChildProcess, int, int]:
     agent, run_sh = _rotel_agent(), _rotel_run_sh()
     log_path = workdir / "rotel.log"
     for attempt in range(1, _PORT_ATTEMPTS + 1):
@@ -358,23 +294,21 @@ def _start_rotel(workdir: Path, phoenix_port: int, deadline: float) -> tuple[_Pr
             "ROTEL_PID_FILE": str(workdir / "rotel.pid"),
             "ROTEL_LOG_FILE": str(workdir / "rotel-daemon.log"),
         }
-        process = _spawn(["/bin/sh", str(run_sh)], env=env, cwd=workdir, log_path=log_path)
-        try:
-            reason = _wait(
-                functools.partial(_tcp_open, grpc_port),
-                process,
-                deadline=deadline,
-                what=f"rotel on {LOOPBACK}:{grpc_port}",
-            )
-        except BaseException:
-            process.stop(timeout_s=0)
-            raise
+        process = spawn(["/bin/sh", str(run_sh)], env=env, cwd=workdir, log_path=log_path)
+        reason = wait_until(
+            functools.partial(_tcp_open, grpc_port),
+            process,
+            deadline=deadline,
+            what=f"rotel on {LOOPBACK}:{grpc_port}",
+            probe_timeout_s=0.5,
+            poll_s=_POLL_S,
+        )
         if reason is None:
             return process, grpc_port, http_port
-        process.stop()
-        tail = _log_tail(log_path)
+        process.stop(STOP_TIMEOUT_S)
+        tail = log_tail(log_path, _LOG_TAIL_CHARS)
         port_taken = "address already in use" in tail.lower()
-        if reason == "exited" and port_taken and attempt < _PORT_ATTEMPTS:
+        if reason == EXITED and port_taken and attempt < _PORT_ATTEMPTS:
             continue
         raise ViewerStartError(f"{reason}\n--- {log_path} (tail) ---\n{tail}")
     raise AssertionError("unreachable: the last attempt returns or raises")
@@ -392,7 +326,7 @@ def start_viewer(*, workdir: Path | None = None, timeout_s: float = START_TIMEOU
     deadline = time.monotonic() + timeout_s
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="wedsync-viewer-")) if workdir is None else workdir
-    processes: list[_Process] = []
+    processes: list[ChildProcess] = []
     try:
         phoenix, phoenix_port = _start_phoenix(root, deadline)
         processes.append(phoenix)
@@ -400,7 +334,7 @@ def start_viewer(*, workdir: Path | None = None, timeout_s: float = START_TIMEOU
         processes.append(rotel)
     except BaseException:
         for process in reversed(processes):
-            process.stop()
+            process.stop(STOP_TIMEOUT_S)
         if own:
             shutil.rmtree(root, ignore_errors=True)
         raise

@@ -10,13 +10,10 @@ very process, polled until a deadline.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import importlib.util
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +23,8 @@ from typing import Final, Self
 import redis
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from wedsync_otel._process import EXITED, ChildProcess, free_port, log_tail, spawn, wait_until
+
 LOOPBACK: Final = "127.0.0.1"
 START_TIMEOUT_S: Final = 10.0
 STOP_TIMEOUT_S: Final = 5.0
@@ -33,6 +32,7 @@ _PORT_ATTEMPTS: Final = 3
 _POLL_S: Final = 0.01
 _PROBE_TIMEOUT_S: Final = 0.5
 _PORT_TAKEN: Final = "Address already in use"
+_LOG_TAIL_CHARS: Final = 1000
 
 
 class RedisUnavailable(RuntimeError):
@@ -50,35 +50,27 @@ def redis_executable() -> Path | None:
     return Path(found) if found else None
 
 
-def _free_port() -> int:
-    """A loopback port that was free a moment ago (start retries if another process wins it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _answers(url: str, pid: int) -> bool:
-    """Whether the server at ``url`` answers PING and is the process ``pid``."""
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=_PROBE_TIMEOUT_S, socket_timeout=_PROBE_TIMEOUT_S
-    )
+def _answers(url: str, pid: int, timeout_s: float) -> str | None:
+    """None once the server at ``url`` answers PING and is the process ``pid``, else why not."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
         with suppress_instrumentation():  # the probe is not the application's traffic
             if not client.ping():
-                return False
+                return "no PONG"
             info = client.info("server")
-    except (redis.ConnectionError, redis.TimeoutError):
-        return False
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        return str(exc)
     finally:
         client.close()
-    return isinstance(info, dict) and info.get("process_id") == pid
+    if isinstance(info, dict) and info.get("process_id") == pid:
+        return None
+    return f"{url} is served by another process"
 
 
 class EmbeddedRedis:
     """A running private ``redis-server``; use `start`, then `close` (or ``with``)."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, root: Path) -> None:
+    def __init__(self, process: ChildProcess, port: int, root: Path) -> None:
         self._process = process
         self.port = port
         self.root = root
@@ -91,7 +83,7 @@ class EmbeddedRedis:
     @property
     def running(self) -> bool:
         """Whether the server process is alive."""
-        return self._process.poll() is None
+        return self._process.alive()
 
     @classmethod
     def start(cls, *, timeout_s: float = START_TIMEOUT_S) -> EmbeddedRedis:
@@ -103,7 +95,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout_s
         try:
             for _ in range(_PORT_ATTEMPTS):
-                server = cls._spawn(executable, root, _free_port(), deadline)
+                server = cls._try_port(executable, root, free_port(), deadline)
                 if server is not None:
                     return server
         except BaseException:
@@ -113,7 +105,7 @@ class EmbeddedRedis:
         raise RedisUnavailable(f"redis-server found no free port in {_PORT_ATTEMPTS} attempts")
 
     @classmethod
-    def _spawn(
+    def _try_port(
         cls, executable: Path, root: Path, port: int, deadline: float
     ) -> EmbeddedRedis | None:
         """One attempt on ``port``: the server, or None when the port was taken meanwhile."""
@@ -122,40 +114,33 @@ class EmbeddedRedis:
             f"bind {LOOPBACK}\nprotected-mode yes\nport {port}\n"
             f'dir "{root}"\nsave ""\nappendonly no\ndaemonize no\n'
         )
-        log_path = root / "server.log"
-        with log_path.open("wb") as log:  # one attempt per log: its tail says why
-            process = subprocess.Popen(
-                [str(executable), str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=root,
-                start_new_session=True,  # Ctrl-C reaches the demo, which stops the server
-            )
+        # Its own session, so Ctrl-C reaches the demo, which stops the server; one attempt
+        # per log, so its tail says why this one failed.
+        process = spawn(
+            [str(executable), str(config)], cwd=root, log_path=root / "server.log", fresh_log=True
+        )
         server = cls(process, port, root)
-        while not _answers(server.url, process.pid):
-            if process.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-1000:]
-                if _PORT_TAKEN in tail:
-                    return None
-                raise RedisUnavailable(f"redis-server exited ({process.returncode}): {tail}")
-            if time.monotonic() >= deadline:
-                server.stop()
-                raise RedisUnavailable("redis-server did not answer PING before the deadline")
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=_POLL_S)  # wakes at once if the server dies
-        return server
+        reason = wait_until(
+            functools.partial(_answers, server.url, process.pid),
+            process,
+            deadline=deadline,
+            what=f"redis-server on {LOOPBACK}:{port}",
+            probe_timeout_s=_PROBE_TIMEOUT_S,
+            poll_s=_POLL_S,
+        )
+        if reason is None:
+            return server
+        if reason == EXITED:
+            tail = log_tail(process.log_path, _LOG_TAIL_CHARS)
+            if _PORT_TAKEN in tail:
+                return None
+            raise RedisUnavailable(f"redis-server exited ({process.popen.returncode}): {tail}")
+        server.stop()
+        raise RedisUnavailable(reason)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after `STOP_TIMEOUT_S`; reaps the process."""
-        if self._process.poll() is not None:
-            return
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        """SIGTERM the process group, then SIGKILL after `STOP_TIMEOUT_S`; reaps the process."""
+        self._process.stop(STOP_TIMEOUT_S)
 
     def close(self) -> None:
         """Stop the server and remove its directory; idempotent."""
