@@ -43,6 +43,7 @@ from opentelemetry.trace import StatusCode as OtelStatusCode
 from opentelemetry.util.types import AttributeValue
 
 from wedsync_otel import attributes as contract
+from wedsync_otel._closing import ClosesOnExit
 from wedsync_otel._process import EXITED, ChildProcess, free_port, log_tail, spawn, wait_until
 from wedsync_otel.collector.tail_sampling import SampledSpan, StatusCode, Trace
 
@@ -300,7 +301,7 @@ def _received(span: ProtoSpan) -> ReceivedSpan:
     )
 
 
-class OtlpSink:
+class OtlpSink(ClosesOnExit):
     """A gRPC OTLP trace and metrics receiver on 127.0.0.1 that keeps what it is sent."""
 
     def __init__(self) -> None:
@@ -369,17 +370,6 @@ class OtlpSink:
     def close(self) -> None:
         """Stop serving; waits at most 5 s for calls in progress."""
         self._server.stop(grace=5).wait(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
@@ -632,7 +622,7 @@ class Fault(enum.Enum):
     """Accepts every export, but only after ``slow_s``."""
 
 
-class FaultyOtlpReceiver:
+class FaultyOtlpReceiver(ClosesOnExit):
     """A real gRPC OTLP trace and metrics receiver on 127.0.0.1 whose answers can be switched.
 
     It counts what it accepts and keeps nothing else, so it can take a flood.
@@ -720,17 +710,6 @@ class FaultyOtlpReceiver:
         """End slow answers now and stop serving; waits at most 5 s for calls in progress."""
         self._closing.set()
         self._server.stop(grace=5).wait(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _FaultyTraceService(trace_service_pb2_grpc.TraceServiceServicer):

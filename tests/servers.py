@@ -30,13 +30,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import ClassVar, NoReturn, Self
+from typing import ClassVar, NoReturn
 
 import psycopg
 import pytest
 import redis
 
+from wedsync_otel._closing import ClosesOnExit
 from wedsync_otel._process import EXITED, ChildProcess, Probe, log_tail, spawn, wait_until
 from wedsync_otel._process import free_port as _free_port  # a module global: tests replace it
 
@@ -292,7 +292,7 @@ def _close_leftovers() -> None:
             server.close()
 
 
-class _Server:
+class _Server(ClosesOnExit):
     """A server process on 127.0.0.1 that can be started, stopped, killed and restarted.
 
     The first start picks a free port (retrying if another process takes it first);
@@ -407,17 +407,6 @@ class _Server:
         _LIVE.discard(self)
         self.stop()
         shutil.rmtree(self._root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # --- Redis --------------------------------------------------------------------------------

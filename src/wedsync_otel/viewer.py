@@ -36,9 +36,9 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
+from wedsync_otel._closing import ClosesOnExit
 from wedsync_otel._process import EXITED, ChildProcess, free_port, log_tail, spawn, wait_until
 
 LOOPBACK: Final = "127.0.0.1"
@@ -117,7 +117,7 @@ def _tcp_open(port: int, timeout_s: float) -> str | None:
 
 
 @dataclass
-class Viewer:
+class Viewer(ClosesOnExit):
     """Phoenix and rotel in front of it; close() (or the with block) stops both."""
 
     ui_url: str
@@ -227,17 +227,6 @@ class Viewer:
         self._processes.clear()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _start_phoenix(workdir: Path, deadline: float) -> tuple[ChildProcess, int]:

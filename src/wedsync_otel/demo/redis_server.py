@@ -17,12 +17,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import redis
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from wedsync_otel._closing import ClosesOnExit
 from wedsync_otel._process import EXITED, ChildProcess, free_port, log_tail, spawn, wait_until
 
 LOOPBACK: Final = "127.0.0.1"
@@ -67,7 +67,7 @@ def _answers(url: str, pid: int, timeout_s: float) -> str | None:
     return f"{url} is served by another process"
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(ClosesOnExit):
     """A running private ``redis-server``; use `start`, then `close` (or ``with``)."""
 
     def __init__(self, process: ChildProcess, port: int, root: Path) -> None:
@@ -146,14 +146,3 @@ class EmbeddedRedis:
         """Stop the server and remove its directory; idempotent."""
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -7,9 +7,9 @@ readiness (``wedding.readiness``, from `PerformanceMetricExporter`) and the scal
 recommendation (``wedding.capacity.recommended_instances``, from
 `wedsync_otel.capacity.recommended_instances_gauge`).
 
-Recorded names come from the rules module's helpers; the few it spells only inside its rule
-generator are named once here (`RECORDED`) and `dashboard` refuses to build if the generated
-rules no longer record one of them.
+Every recorded name comes from the rules module's helpers, so the two cannot spell one
+differently; `dashboard` still refuses to build if the generated rules no longer record one of
+the `RECORDED` series at `WINDOW`.
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ SCALING: Final = pr.prometheus_metric_name(RECOMMENDED_INSTANCES, "{instance}")
 HORIZON_LABEL: Final = pr.prometheus_label_name(HORIZON)
 
 RECORDED: Final = {
-    "apdex": f"wedding_endpoint:wedding_apdex:ratio_rate{WINDOW}",
-    "health": f"wedding_endpoint:wedding_health:score_rate{WINDOW}",
-    "cache_hits": f"wedding_endpoint:wedding_cache_hits:ratio_rate{WINDOW}",
-    "db_time": f"wedding_endpoint:wedding_db_time:ratio_rate{WINDOW}",
-    "server_errors": f"wedding_endpoint:wedding_server_errors:ratio_rate{WINDOW}",
+    "apdex": pr.apdex_ratio(_BY_ENDPOINT, WINDOW),
+    "health": pr.health_score(WINDOW),
+    "cache_hits": pr.cache_hit_ratio(WINDOW),
+    "db_time": pr.db_time_ratio(WINDOW),
+    "server_errors": pr.server_error_ratio(WINDOW),
 }
-"""Recorded names `prometheus_rules` has no helper for; checked against its rules."""
+"""The per-endpoint ratios and scores the panels read; checked against the generated rules."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,6 +89,26 @@ class Panel:
 
 def _by_endpoint(recorded: str) -> Target:
     return Target(expr=f"{recorded}{_SELECT}", legend="{{" + pr.ENDPOINT + "}}")
+
+
+def _share(
+    title: str,
+    target: Target,
+    grid: tuple[int, int, int, int],
+    description: str,
+    *,
+    at_most_one: bool = False,
+) -> Panel:
+    """A share over time (0 up, percent); ``at_most_one`` caps the axis at 100%."""
+    return Panel(
+        title=title,
+        kind="timeseries",
+        unit="percentunit",
+        targets=(target,),
+        grid=grid,
+        description=description,
+        defaults={"min": 0, "max": 1} if at_most_one else {"min": 0},
+    )
 
 
 def _ratio_thresholds(*steps: tuple[str, float | None]) -> dict[str, Any]:
@@ -134,56 +154,41 @@ def panels() -> tuple[Panel, ...]:
                 "thresholds": _ratio_thresholds(("red", None), ("orange", 50), ("green", 80)),
             },
         ),
-        Panel(
-            title="Apdex",
-            kind="timeseries",
-            unit="percentunit",
-            targets=(_by_endpoint(RECORDED["apdex"]),),
-            grid=(0, 9, 8, 8),
-            description="(satisfied + tolerating / 2) / requests, wedding-aware thresholds.",
-            defaults={"min": 0, "max": 1},
+        _share(
+            "Apdex",
+            _by_endpoint(RECORDED["apdex"]),
+            (0, 9, 8, 8),
+            "(satisfied + tolerating / 2) / requests, wedding-aware thresholds.",
+            at_most_one=True,
         ),
-        Panel(
-            title="Requests over threshold, by proximity band",
-            kind="timeseries",
-            unit="percentunit",
-            targets=(
-                Target(
-                    expr=f"{pr.error_ratio(_BY_BAND, WINDOW)}{_SELECT}",
-                    legend=f"{{{{{pr.ENDPOINT}}}}} {{{{{pr.PROXIMITY}}}}}",
-                ),
+        _share(
+            "Requests over threshold, by proximity band",
+            Target(
+                expr=f"{pr.error_ratio(_BY_BAND, WINDOW)}{_SELECT}",
+                legend=f"{{{{{pr.ENDPOINT}}}}} {{{{{pr.PROXIMITY}}}}}",
             ),
-            grid=(8, 9, 8, 8),
-            description="Threshold breaches / requests per band: each band's own threshold, "
+            (8, 9, 8, 8),
+            "Threshold breaches / requests per band: each band's own threshold, "
             "the latency objective's error ratio.",
-            defaults={"min": 0},
         ),
-        Panel(
-            title="5xx share",
-            kind="timeseries",
-            unit="percentunit",
-            targets=(_by_endpoint(RECORDED["server_errors"]),),
-            grid=(16, 9, 8, 8),
-            description="Share of requests answered with a 5xx status.",
-            defaults={"min": 0},
+        _share(
+            "5xx share",
+            _by_endpoint(RECORDED["server_errors"]),
+            (16, 9, 8, 8),
+            "Share of requests answered with a 5xx status.",
         ),
-        Panel(
-            title="Cache hit rate",
-            kind="timeseries",
-            unit="percentunit",
-            targets=(_by_endpoint(RECORDED["cache_hits"]),),
-            grid=(0, 17, 8, 8),
-            description="Cache hits / cache reads of each endpoint's requests.",
-            defaults={"min": 0, "max": 1},
+        _share(
+            "Cache hit rate",
+            _by_endpoint(RECORDED["cache_hits"]),
+            (0, 17, 8, 8),
+            "Cache hits / cache reads of each endpoint's requests.",
+            at_most_one=True,
         ),
-        Panel(
-            title="Database time share",
-            kind="timeseries",
-            unit="percentunit",
-            targets=(_by_endpoint(RECORDED["db_time"]),),
-            grid=(8, 17, 8, 8),
-            description="Time in the database / request time.",
-            defaults={"min": 0},
+        _share(
+            "Database time share",
+            _by_endpoint(RECORDED["db_time"]),
+            (8, 17, 8, 8),
+            "Time in the database / request time.",
         ),
         Panel(
             title="Wedding-day readiness",

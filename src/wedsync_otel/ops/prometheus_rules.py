@@ -172,6 +172,31 @@ def quantile_name(labels: Sequence[str], quantile: str, window: str) -> str:
     return f"{_level(labels)}:{SERVER_DURATION}:{quantile}_rate{window}"
 
 
+def apdex_ratio(labels: Sequence[str], window: str) -> str:
+    """Recorded name: Apdex, (satisfied + tolerating / 2) / requests, over ``window``."""
+    return f"{_level(labels)}:wedding_apdex:ratio_rate{window}"
+
+
+def server_error_ratio(window: str) -> str:
+    """Recorded name: each endpoint's share of requests answered with a 5xx over ``window``."""
+    return f"{_level(_BY_ENDPOINT)}:wedding_server_errors:ratio_rate{window}"
+
+
+def health_score(window: str) -> str:
+    """Recorded name: each endpoint's 0-100 health score over ``window``."""
+    return f"{_level(_BY_ENDPOINT)}:wedding_health:score_rate{window}"
+
+
+def cache_hit_ratio(window: str) -> str:
+    """Recorded name: each endpoint's cache hits / cache reads over ``window``."""
+    return f"{_level(_BY_ENDPOINT)}:wedding_cache_hits:ratio_rate{window}"
+
+
+def db_time_ratio(window: str) -> str:
+    """Recorded name: each endpoint's database time / request time over ``window``."""
+    return f"{_level(_BY_ENDPOINT)}:wedding_db_time:ratio_rate{window}"
+
+
 BASE_THRESHOLD: Final = "wedding_endpoint:wedding_threshold_milliseconds:base"
 """Recorded name: each endpoint's base threshold, a constant from the config."""
 
@@ -332,11 +357,11 @@ def _performance_rules(window: str, form: HistogramForm) -> Iterator[dict[str, A
         satisfied = _sum_rate(APDEX_REQUESTS, labels, window, f'{APDEX}="{ApdexClass.SATISFIED}"')
         tolerating = _sum_rate(APDEX_REQUESTS, labels, window, f'{APDEX}="{ApdexClass.TOLERATING}"')
         yield _rule(
-            f"{_level(labels)}:wedding_apdex:ratio_rate{window}",
+            apdex_ratio(labels, window),
             f"(\n  ({satisfied} or 0 * {requests})\n"
             f"  +\n  0.5 * ({tolerating} or 0 * {requests})\n)\n/\n{requests}",
         )
-    errors = f"wedding_endpoint:wedding_server_errors:ratio_rate{window}"
+    errors = server_error_ratio(window)
     yield _rule(
         errors,
         _ratio(
@@ -346,17 +371,17 @@ def _performance_rules(window: str, form: HistogramForm) -> Iterator[dict[str, A
     )
     p95 = quantile_name(_BY_ENDPOINT, "p95", window)
     yield _rule(
-        f"wedding_endpoint:wedding_health:score_rate{window}",
-        f"100\n* wedding_endpoint:wedding_apdex:ratio_rate{window}\n* (1 - {errors})\n"
+        health_score(window),
+        f"100\n* {apdex_ratio(_BY_ENDPOINT, window)}\n* (1 - {errors})\n"
         f"* clamp(1 - ({p95} / {BASE_THRESHOLD} - 1) / 3, 0, 1)",
     )
     hits = _sum_rate(CACHE_REQUESTS, _BY_ENDPOINT, window, f'{CACHE_RESULT}="hit"')
     yield _rule(
-        f"wedding_endpoint:wedding_cache_hits:ratio_rate{window}",
+        cache_hit_ratio(window),
         _ratio(hits, _sum_rate(CACHE_REQUESTS, _BY_ENDPOINT, window)),
     )
     yield _rule(
-        f"wedding_endpoint:wedding_db_time:ratio_rate{window}",
+        db_time_ratio(window),
         f"{_histogram_sum(DB_DURATION, _BY_ENDPOINT, window, form)}\n/\n"
         f"{_histogram_sum(SERVER_DURATION, _BY_ENDPOINT, window, form)}",
     )
