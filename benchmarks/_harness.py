@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Figure:
-    """Median per-operation cost of one variant, in microseconds."""
+    """Median per-operation cost of one variant, in microseconds, and its cost in each round."""
 
     name: str
     cpu_us: float
     wall_us: float
+    cpu_by_round: tuple[float, ...] = ()
 
 
 def interleaved(
@@ -43,7 +44,12 @@ def interleaved(
             cpu[name].append((time.process_time() - cpu_start) / operations * 1e6)
             wall[name].append((time.perf_counter() - wall_start) / operations * 1e6)
     return {
-        name: Figure(name, statistics.median(cpu[name]), statistics.median(wall[name]))
+        name: Figure(
+            name,
+            statistics.median(cpu[name]),
+            statistics.median(wall[name]),
+            tuple(cpu[name]),
+        )
         for name in names
     }
 
@@ -55,6 +61,22 @@ def report(title: str, figures: Sequence[Figure], ratios: Sequence[tuple[str, st
     for figure in figures:
         print(f"  {figure.name:<40} cpu {figure.cpu_us:8.2f} us   wall {figure.wall_us:8.2f} us")
     for label, numerator, denominator in ratios:
-        cpu_ratio = by_name[numerator].cpu_us / by_name[denominator].cpu_us
-        wall_ratio = by_name[numerator].wall_us / by_name[denominator].wall_us
-        print(f"  ratio {label:<34} cpu {cpu_ratio:8.3f}      wall {wall_ratio:8.3f}")
+        top, bottom = by_name[numerator], by_name[denominator]
+        cpu_ratio = top.cpu_us / bottom.cpu_us
+        wall_ratio = top.wall_us / bottom.wall_us
+        paired = paired_ratio(top, bottom)
+        print(
+            f"  ratio {label:<34} cpu {cpu_ratio:8.3f}      wall {wall_ratio:8.3f}"
+            f"      per round {paired:6.3f}"
+        )
+    print("  (per round: the median of the cpu ratios within each round, the steadiest figure)")
+
+
+def paired_ratio(top: Figure, bottom: Figure) -> float:
+    """Median over rounds of top/bottom, each pair measured moments apart.
+
+    On a shared machine the load drifts between rounds; a ratio within one
+    round cancels most of that drift, where a ratio of medians does not.
+    """
+    pairs = zip(top.cpu_by_round, bottom.cpu_by_round, strict=True)
+    return statistics.median(t / b for t, b in pairs)

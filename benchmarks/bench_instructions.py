@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 WORKLOAD = Path(__file__).with_name("_span_workload.py")
-SPANS = 2000
+SPANS = 4000
 
 
 def instructions(variant: str, count: int) -> int:

@@ -21,7 +21,7 @@ from wedsync_otel import (
     wedding_context,
 )
 from wedsync_otel import attributes as attr
-from wedsync_otel.context import ResolverCache
+from wedsync_otel.context import ResolverCache, _current_context
 
 
 @pytest.fixture(autouse=True)
@@ -209,3 +209,13 @@ def test_baggage_is_used_only_when_trusted(
     finally:
         otel_context.detach(token)
     assert proximity(pipeline, "request") == band
+
+
+def test_the_fast_current_context_reader_agrees_with_the_api() -> None:
+    """The span-start shortcut to the current context returns what the API's get_current does."""
+    token = otel_context.attach(otel_context.set_value("wedsync.test", 1))
+    try:
+        assert _current_context() is otel_context.get_current()
+    finally:
+        otel_context.detach(token)
+    assert _current_context() is otel_context.get_current()

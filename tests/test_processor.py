@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import (
+    ReadableSpan,
+    Span,
+    SpanLimits,
+    SpanProcessor,
+    TracerProvider,
+)
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -17,7 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from helpers import SATURDAY, FakeClock, Pipeline
 from wedsync_otel import WeddingConfig, WeddingSpanProcessor
 from wedsync_otel import attributes as attr
-from wedsync_otel.processor import enriched_copy
+from wedsync_otel.processor import COPIED_FIELDS, enriched_copy
 from wedsync_otel.rules import Verdict
 
 MS = 1_000_000
@@ -258,6 +264,50 @@ def test_enriched_copy_keeps_every_public_property_of_the_original(pipeline: Pip
         assert getattr(copy, name) == getattr(original, name), name
     assert dict(copy.attributes or {}) == {"a": 1}
     assert copy.to_json() != original.to_json()
+
+
+def test_wedding_attributes_the_span_set_itself_are_replaced_by_the_verdict(
+    pipeline: Pipeline,
+) -> None:
+    """A span that set wedding.* names of the contract itself carries the processor's values."""
+    span = serve(
+        pipeline,
+        "/api/payments/charge",
+        duration_ms=400,
+        extra={
+            attr.WEDDING_ENDPOINT: "spoofed",
+            attr.WEDDING_THRESHOLD_MS: 99999.0,
+            attr.WEDDING_APDEX: "satisfied",
+            attr.ROLLUP_DB_QUERIES: 7,
+            "app.own": "kept",
+        },
+    )
+    attributes = span.attributes or {}
+    assert attributes[attr.WEDDING_ENDPOINT] == "payments"
+    assert attributes[attr.WEDDING_THRESHOLD_MS] == 150.0
+    assert attributes[attr.WEDDING_APDEX] == "tolerating"
+    assert attributes[attr.WEDDING_THRESHOLD_BREACHED] is True
+    assert attributes[attr.ROLLUP_DB_QUERIES] == 0
+    assert attributes["app.own"] == "kept"
+
+
+def test_copy_keeps_the_count_of_attributes_the_sdk_dropped() -> None:
+    """Attributes the SDK dropped at its limit are still counted on the enriched copy."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_attributes=3))
+    provider.add_span_processor(WeddingSpanProcessor(SimpleSpanProcessor(exporter)))
+    # The SDK keeps the newest attributes at its limit: the route comes last so that it stays.
+    attributes = {**{f"app.k{i}": i for i in range(5)}, "http.route": "/api/rsvp"}
+    provider.get_tracer("t").start_span("s", kind=SpanKind.SERVER, attributes=attributes).end()
+    (span,) = exporter.get_finished_spans()
+    assert span.dropped_attributes == 3
+    assert (span.attributes or {})[attr.WEDDING_ENDPOINT] == "rsvp"
+    provider.shutdown()
+
+
+def test_the_copy_sets_every_field_the_sdk_constructor_sets() -> None:
+    """A field a later SDK adds to ReadableSpan fails here instead of going missing on copies."""
+    assert set(vars(ReadableSpan(name="s"))) == set(COPIED_FIELDS)
 
 
 class RecordingProcessor(SpanProcessor):

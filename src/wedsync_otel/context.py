@@ -10,6 +10,7 @@ what the processor needs at the end.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import threading
 import time
@@ -58,6 +59,30 @@ def current_wedding(context: otel_context.Context | None = None) -> Wedding | No
     """The wedding set by the innermost `wedding_context`, if any."""
     value = otel_context.get_value(_WEDDING_KEY, context)
     return value if isinstance(value, Wedding) else None
+
+
+def _current_context_reader() -> Callable[[], otel_context.Context]:
+    """`opentelemetry.context.get_current`, or the C getter of the context variable behind it.
+
+    Every span start asks for the current context; the default runtime context keeps
+    it in one `ContextVar`, whose ``get`` answers without two Python frames.
+    """
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if isinstance(variable, contextvars.ContextVar):
+        getter: Callable[[], otel_context.Context] = variable.get
+        return getter
+    return otel_context.get_current
+
+
+_current_context = _current_context_reader()
+
+
+def wedding_in_context(context: otel_context.Context | None) -> bool:
+    """Whether ``context`` or the current context holds a `wedding_context` (cheap: every span)."""
+    if context is not None and context.get(_WEDDING_KEY) is not None:
+        return True
+    return _current_context().get(_WEDDING_KEY) is not None
 
 
 @contextmanager

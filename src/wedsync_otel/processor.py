@@ -31,17 +31,17 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from wedsync_otel import attributes as attr
 from wedsync_otel._safety import RateLimitedWarning, log_internal_error, logger
-from wedsync_otel.calendar import ApdexClass, Band, apdex_class, parse_wedding_date
+from wedsync_otel.calendar import ApdexClass, Band, parse_wedding_date
 from wedsync_otel.config import WeddingConfig
 from wedsync_otel.context import (
-    current_wedding,
     inherited_wedding,
     resolve_wedding_date,
     wedding_id_text,
+    wedding_in_context,
 )
 from wedsync_otel.instrumentation import queries
 from wedsync_otel.rollup import RequestTotals, RollupStore
-from wedsync_otel.rules import Verdict, WeddingRules
+from wedsync_otel.rules import Judgement, Verdict, WeddingRules
 
 _APDEX_TEXT = {apdex: apdex.value for apdex in ApdexClass}
 # Enum member lookups go through the metaclass: read them once.
@@ -51,6 +51,7 @@ _SATISFIED, _TOLERATING, _FRUSTRATED = (
     ApdexClass.TOLERATING,
     ApdexClass.FRUSTRATED,
 )
+_SERVER, _ERROR = SpanKind.SERVER, StatusCode.ERROR
 
 Clock = Callable[[], dt.datetime]
 """Returns the current time as an aware datetime."""
@@ -79,6 +80,14 @@ _EMPTY_ROLLUP: Final = {
 }
 
 
+_PER_SPAN_PLACEHOLDERS: Final = {
+    attr.WEDDING_DURATION_MS: 0.0,
+    attr.WEDDING_THRESHOLD_BREACHED: False,
+    attr.WEDDING_APDEX: "",
+    attr.ROLLUP_APP_DURATION_MS: 0.0,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorStats:
     """What the processor has done and what it had to drop or ignore."""
@@ -99,31 +108,66 @@ _new_span = object.__new__
 class _EnrichedSpan(ReadableSpan):
     """A `ReadableSpan` copy with more attributes; keeps the original's dropped count."""
 
-    _original_dropped: int
+    _dropped_attributes = 0  # the common case; set on the copy only when the SDK dropped some
 
     @property
     def dropped_attributes(self) -> int:
-        return self._original_dropped
+        return self._dropped_attributes
+
+
+def _copy_with(
+    span: ReadableSpan, attributes: dict[str, Any], events: Sequence[Event] | None
+) -> ReadableSpan:
+    """A copy of ``span`` carrying ``attributes`` instead of its own (and ``events`` added).
+
+    Sets the fields `ReadableSpan.__init__` sets, one by one: cheaper than the constructor
+    or a copy of the instance dictionary, and the copy keeps its values inline (no
+    dictionary object for the garbage collector). tests/test_processor.py checks the list
+    against the SDK's constructor and every public property against the original.
+    """
+    copy = _new_span(_EnrichedSpan)
+    copy._name = span._name  # noqa: SLF001 - the fields behind ReadableSpan's properties
+    copy._context = span._context  # noqa: SLF001
+    copy._kind = span._kind  # noqa: SLF001
+    copy._instrumentation_info = span._instrumentation_info  # noqa: SLF001
+    copy._instrumentation_scope = span._instrumentation_scope  # noqa: SLF001
+    copy._parent = span._parent  # noqa: SLF001
+    copy._start_time = span._start_time  # noqa: SLF001
+    copy._end_time = span._end_time  # noqa: SLF001
+    copy._attributes = attributes  # noqa: SLF001
+    copy._events = (*span._events, *events) if events else span._events  # noqa: SLF001
+    copy._links = span._links  # noqa: SLF001
+    copy._resource = span._resource  # noqa: SLF001
+    copy._status = span._status  # noqa: SLF001
+    raw = span._attributes  # noqa: SLF001
+    if raw.__class__ is BoundedAttributes and raw.dropped:
+        copy._dropped_attributes = raw.dropped  # noqa: SLF001
+    return copy
+
+
+COPIED_FIELDS: Final = (
+    "_name",
+    "_context",
+    "_kind",
+    "_instrumentation_info",
+    "_instrumentation_scope",
+    "_parent",
+    "_start_time",
+    "_end_time",
+    "_attributes",
+    "_events",
+    "_links",
+    "_resource",
+    "_status",
+)
+"""The instance fields `ReadableSpan.__init__` sets, which `_copy_with` copies."""
 
 
 def enriched_copy(
     span: ReadableSpan, attributes: dict[str, Any], *, events: Sequence[Event] | None = None
 ) -> ReadableSpan:
-    """A copy of ``span`` carrying ``attributes`` instead of its own (and ``events`` added).
-
-    Copies the instance dictionary instead of calling the constructor: it is
-    several times cheaper on this hot path, and it carries every field,
-    including ones a later SDK adds. tests/test_processor.py checks that the
-    copy matches the original on every public property.
-    """
-    copy = _new_span(_EnrichedSpan)
-    copy.__dict__ = span.__dict__.copy()
-    copy._attributes = attributes  # noqa: SLF001 - our own subclass
-    if events:
-        copy._events = (*span.events, *events)  # noqa: SLF001
-    raw = span._attributes  # noqa: SLF001
-    copy._original_dropped = raw.dropped if isinstance(raw, BoundedAttributes) else 0  # noqa: SLF001
-    return copy
+    """A copy of ``span`` carrying ``attributes`` instead of its own (and ``events`` added)."""
+    return _copy_with(span, attributes, events)
 
 
 def _plain_attributes(span: ReadableSpan) -> Mapping[str, Any]:
@@ -153,10 +197,43 @@ def _status_code(attrs: Mapping[str, Any]) -> int | None:
     return None
 
 
+_Entry = tuple[Judgement, dict[str, Any]]
+"""A judgement and the attributes every request span under it starts from."""
+
+
+def _judgement_table(rules: WeddingRules) -> dict[str, dict[Band, tuple[tuple[_Entry, ...], ...]]]:
+    """Every judgement with its span attributes (and the zero roll-up), indexed for the hot path."""
+    table: dict[str, dict[Band, tuple[tuple[_Entry, ...], ...]]] = {}
+    for spec in (*rules.config.endpoints, rules.other):
+        judgements = rules.judgements(spec)
+        table[spec.name] = {
+            band: tuple(
+                tuple(_entry(judgements[(band, saturday, season)]) for season in (False, True))
+                for saturday in (False, True)
+            )
+            for band in Band
+        }
+    return table
+
+
+def _entry(judgement: Judgement) -> _Entry:
+    # The duration-dependent keys are present already, so setting them per span replaces a
+    # value instead of growing the dict; a span without a usable duration drops them.
+    return judgement, {**judgement.span_attributes, **_EMPTY_ROLLUP, **_PER_SPAN_PLACEHOLDERS}
+
+
+def _merged(attrs: Mapping[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The span's attributes and the judgement's, without the per-span placeholders."""
+    merged = {**attrs, **base}
+    for key in _PER_SPAN_PLACEHOLDERS:
+        del merged[key]
+    return merged
+
+
 def is_local_root_or_server(span: ReadableSpan) -> bool:
     """Spans that stand for a request: SERVER spans and local roots."""
     parent = span.parent
-    return span.kind is SpanKind.SERVER or parent is None or parent.is_remote
+    return span.kind is _SERVER or parent is None or parent.is_remote
 
 
 class WeddingSpanProcessor(SpanProcessor):
@@ -184,6 +261,12 @@ class WeddingSpanProcessor(SpanProcessor):
         self._listeners: tuple[Callable[[ReadableSpan, Verdict], None], ...] = ()
         self._query_observers: tuple[QueryObserver, ...] = ()
         self.rollup = RollupStore(timeout_s=self.config.request_timeout_s)
+        # Hot-path lookups, bound once: endpoint name -> band -> [saturday][season].
+        self._match = self.rules.catalogue.match
+        self._day_of = self.rules.calendar.day_of
+        self._other = self.rules.other.name
+        self._table = _judgement_table(self.rules)
+        self._waiting = self.rollup.waiting
         self._slow_query_ms = self.config.slow_query_ms
         self._enriched = 0
         self._downstream_errors = 0
@@ -217,9 +300,7 @@ class WeddingSpanProcessor(SpanProcessor):
         try:
             # Cheapest test first: most spans start outside any wedding context.
             if (
-                self._trust_baggage
-                or current_wedding(parent_context) is not None
-                or (parent_context is not None and current_wedding() is not None)
+                self._trust_baggage or wedding_in_context(parent_context)
             ) and is_local_root_or_server(span):
                 self._inherit_wedding(span, parent_context)
         except Exception as exc:  # noqa: BLE001 - never raise into the application
@@ -250,7 +331,15 @@ class WeddingSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         forwarded = span
         try:
-            forwarded = self._process(span)
+            raw = span._attributes  # noqa: SLF001 - read-only; see _plain_attributes
+            attrs = raw._dict if raw.__class__ is BoundedAttributes else _plain_attributes(span)  # noqa: SLF001
+            if attr.CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
+                forwarded = self._with_child_work(span, attrs)
+            else:
+                # The fields behind ReadableSpan.kind and .parent: properties cost a call each.
+                parent = span._parent  # noqa: SLF001
+                if span._kind is _SERVER or parent is None or parent.is_remote:  # noqa: SLF001
+                    forwarded = self._enrich(span, attrs, None)
         except Exception as exc:  # noqa: BLE001 - forward the original instead
             log_internal_error("WeddingSpanProcessor.on_end", exc)
         try:
@@ -258,12 +347,9 @@ class WeddingSpanProcessor(SpanProcessor):
         except Exception as exc:  # noqa: BLE001
             self._downstream_failed("on_end", exc)
 
-    def _process(self, span: ReadableSpan) -> ReadableSpan:
-        raw = span._attributes  # noqa: SLF001 - read-only; see _plain_attributes
-        attrs = raw._dict if raw.__class__ is BoundedAttributes else _plain_attributes(span)  # noqa: SLF001
-        extra: dict[str, Any] | None = None
-        if attr.CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
-            extra = self._child_work(span, attrs)
+    def _with_child_work(self, span: ReadableSpan, attrs: Mapping[str, Any]) -> ReadableSpan:
+        """A cache or database span: rolled up, its text rewritten; enriched if it is a root."""
+        extra = self._child_work(span, attrs)
         if is_local_root_or_server(span):
             return self._enrich(span, attrs, extra)
         if extra:
@@ -302,61 +388,67 @@ class WeddingSpanProcessor(SpanProcessor):
                 log_internal_error("a query observer", exc)
         return found.attributes
 
-    def _enrich(  # noqa: PLR0912 - the hot path, kept flat for speed
+    def _enrich(  # noqa: PLR0912, PLR0915 - the hot path, kept flat for speed
         self, span: ReadableSpan, attrs: Mapping[str, Any], extra: dict[str, Any] | None
     ) -> ReadableSpan:
+        """The verdict on one request span, written onto its copy (the hot path: kept flat)."""
         route = attrs.get(HTTP_ROUTE)
         if route.__class__ is not str:
             route = attrs.get(URL_PATH)
             if route.__class__ is not str:
                 route = attrs.get(HTTP_TARGET)
-                if route.__class__ is not str:
-                    route = None
-        rules = self.rules
-        spec = rules.endpoint(route)
-        start, end = span.start_time, span.end_time
+        spec = self._match(route) if route.__class__ is str else None
+        start, end = span._start_time, span._end_time  # noqa: SLF001 - not the properties
         if self._clock is None:
             now_ns = start if start is not None else (end or 0)
         else:
             now_ns = int(self._clock().timestamp() * _NS_PER_S)
-        day = rules.calendar.day_of(now_ns)
+        day = self._day_of(now_ns)
         if attr.WEDDING_DATE in attrs or attr.WEDDING_ID in attrs:
-            band, days = rules.proximity(self._wedding_date(attrs), day)
+            band, days = self.rules.proximity(self._wedding_date(attrs), day)
         else:
             band, days = _UNKNOWN, None
-        judgement = rules.judge(spec, band, day)
+        judgement, base = self._table[self._other if spec is None else spec.name][band][
+            day.saturday
+        ][day.season]
         status_code = attrs.get(HTTP_RESPONSE_STATUS_CODE)
         if status_code.__class__ is not int:
             status_code = _status_code(attrs)
-        failed = span.status.status_code is StatusCode.ERROR or (
+        failed = span._status._status_code is _ERROR or (  # noqa: SLF001 - not the properties
             status_code is not None and 500 <= status_code <= 599
         )
         if start is None or end is None or end < start:
             self._bad_duration((start, end))
             duration_ms = math.nan
             apdex = _FRUSTRATED  # a span with no usable duration frustrates
-            merged = {**attrs, **judgement.span_attributes, **_EMPTY_ROLLUP}
+            merged = _merged(attrs, base)
         else:
             duration_ms = (end - start) / _NS_PER_MS
             threshold = judgement.threshold_ms
-            apdex = apdex_class(duration_ms, threshold, failed=failed)
-            merged = {
-                **attrs,
-                **judgement.span_attributes,
-                **_EMPTY_ROLLUP,  # overwritten below when the request has cache or DB work
-                attr.WEDDING_DURATION_MS: duration_ms,
-                attr.WEDDING_THRESHOLD_BREACHED: duration_ms > threshold,
-                attr.WEDDING_APDEX: _APDEX_TEXT[apdex],
-                attr.ROLLUP_APP_DURATION_MS: duration_ms,
-            }
+            if failed or not duration_ms <= 4 * threshold:
+                apdex = _FRUSTRATED
+            elif duration_ms <= threshold:
+                apdex = _SATISFIED
+            else:
+                apdex = _TOLERATING
+            merged = base.copy()  # a clone of the keys table: cheaper than inserting each
+            merged.update(attrs)
+            if len(merged) != len(base) + len(attrs):  # the span set some wedding.* itself
+                merged.update(base)
+            merged[attr.WEDDING_DURATION_MS] = duration_ms
+            merged[attr.WEDDING_THRESHOLD_BREACHED] = duration_ms > threshold
+            merged[attr.WEDDING_APDEX] = _APDEX_TEXT[apdex]
+            merged[attr.ROLLUP_APP_DURATION_MS] = duration_ms
         if days is not None:
             merged[attr.WEDDING_DAYS_UNTIL] = days
         if extra:
             merged.update(extra)
-        context = span.context
-        totals = self.rollup.pop(0 if context is None else context.trace_id)
+        totals = None
+        if self._waiting:  # a request with cache or database work: its totals wait here
+            context = span._context  # noqa: SLF001
+            totals = self.rollup.pop(0 if context is None else context.trace_id)
         events = None if totals is None else self._roll_up(merged, totals, duration_ms, end)
-        copy = enriched_copy(span, merged, events=events)
+        copy = _copy_with(span, merged, events)
         self._enriched += 1
         if self._listeners:
             verdict = Verdict(

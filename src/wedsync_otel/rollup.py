@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -55,6 +55,8 @@ class RollupStore:
     ) -> None:
         self._lock = threading.Lock()
         self._totals: dict[int, RequestTotals] = {}
+        self.waiting: Mapping[int, RequestTotals] = self._totals
+        """Read-only view of the requests with totals; empty most of the time, and cheap to test."""
         self._max_requests = max_requests
         self._timeout_s = timeout_s
         self._clock = clock
