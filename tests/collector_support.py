@@ -468,7 +468,7 @@ def env_file(path: Path) -> dict[str, str]:
     return settings
 
 
-class Rotel:
+class Rotel(ClosesOnExit):
     """``collector-config/rotel/run.sh`` running in its own process group."""
 
     def __init__(self, process: ChildProcess, *, grpc_port: int) -> None:
@@ -493,15 +493,8 @@ class Rotel:
         """SIGTERM the process group (rotel flushes what it holds), SIGKILL after the timeout."""
         return self.process.stop(timeout_s)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """`stop` with its default timeout: the end of a ``with`` block."""
         self.stop()
 
 
