@@ -1,8 +1,9 @@
-"""Per-span cost in instructions, counted by callgrind: immune to a noisy machine.
+"""Per-span cost in instructions, counted by callgrind: steadier than times on a noisy machine.
 
 Each variant runs twice, with N and 2N spans; the difference divided by N is
 the instruction count of one span, start-up excluded, background threads
-included. Same variants as bench_processor.py.
+included. Same variants as bench_processor.py. Not immune to load: the batch
+processor's thread switches with real time, which moves the counts by a few per cent.
 """
 
 from __future__ import annotations
