@@ -115,8 +115,8 @@ class _EnrichedSpan(ReadableSpan):
         return self._dropped_attributes
 
 
-def _copy_with(
-    span: ReadableSpan, attributes: dict[str, Any], events: Sequence[Event] | None
+def enriched_copy(
+    span: ReadableSpan, attributes: dict[str, Any], *, events: Sequence[Event] | None = None
 ) -> ReadableSpan:
     """A copy of ``span`` carrying ``attributes`` instead of its own (and ``events`` added).
 
@@ -160,14 +160,7 @@ COPIED_FIELDS: Final = (
     "_resource",
     "_status",
 )
-"""The instance fields `ReadableSpan.__init__` sets, which `_copy_with` copies."""
-
-
-def enriched_copy(
-    span: ReadableSpan, attributes: dict[str, Any], *, events: Sequence[Event] | None = None
-) -> ReadableSpan:
-    """A copy of ``span`` carrying ``attributes`` instead of its own (and ``events`` added)."""
-    return _copy_with(span, attributes, events)
+"""The instance fields `ReadableSpan.__init__` sets, which `enriched_copy` copies."""
 
 
 def _plain_attributes(span: ReadableSpan) -> Mapping[str, Any]:
@@ -448,7 +441,7 @@ class WeddingSpanProcessor(SpanProcessor):
             context = span._context  # noqa: SLF001
             totals = self.rollup.pop(0 if context is None else context.trace_id)
         events = None if totals is None else self._roll_up(merged, totals, duration_ms, end)
-        copy = _copy_with(span, merged, events)
+        copy = enriched_copy(span, merged, events=events)
         self._enriched += 1
         if self._listeners:
             verdict = Verdict(
