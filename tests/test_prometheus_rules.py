@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import stat
-import struct
 import subprocess
 import threading
 import time
@@ -46,6 +45,13 @@ from wedsync_otel import WeddingConfig, configure
 from wedsync_otel import attributes as attr
 from wedsync_otel.catalogue import EndpointSpec
 from wedsync_otel.metrics import names
+from wedsync_otel.metrics._protowire import (
+    bytes_field,
+    double_field,
+    sint_field,
+    uint_field,
+    varint,
+)
 from wedsync_otel.ops import alertmanager_config, render_alertmanager, render_rules, rules_document
 from wedsync_otel.ops import prometheus_rules as pr
 
@@ -493,56 +499,32 @@ PROTOBUF = (
 _COUNTER_TYPE, _HISTOGRAM_TYPE = 0, 4  # io.prometheus.client.MetricType
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if not value:
-            out.append(low)
-            return bytes(out)
-        out.append(low | 0x80)
-
-
-def _uint(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value)
-
-
-def _sint(number: int, value: int) -> bytes:
-    return _uint(number, value << 1 if value >= 0 else ((-value) << 1) - 1)  # zigzag
-
-
-def _double(number: int, value: float) -> bytes:
-    return _varint(number << 3 | 1) + struct.pack("<d", value)
-
-
-def _bytes(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _metric(labels: Mapping[str, str], field: int, value: bytes) -> bytes:
     pairs = b"".join(
-        _bytes(1, _bytes(1, key.encode()) + _bytes(2, text.encode()))
+        bytes_field(1, bytes_field(1, key.encode()) + bytes_field(2, text.encode()))
         for key, text in labels.items()
     )
-    return pairs + _bytes(field, value)
+    return pairs + bytes_field(field, value)
 
 
 def _native_histogram(buckets: Mapping[int, int], total_ms: float) -> bytes:
     """A schema-0 native histogram: bucket i holds (2**(i-1), 2**i]; counts since the start."""
-    body = _uint(1, sum(buckets.values())) + _double(2, total_ms) + _sint(5, 0)
-    body += _double(6, 1e-128)  # zero threshold
+    body = uint_field(1, sum(buckets.values())) + double_field(2, total_ms) + sint_field(5, 0)
+    body += double_field(6, 1e-128)  # zero threshold
     previous_end, previous_count = 0, 0
     for index in sorted(buckets):
-        body += _bytes(12, _sint(1, index - previous_end) + _uint(2, 1))  # a span of one bucket
-        body += _sint(13, buckets[index] - previous_count)  # counts are delta-encoded
+        body += bytes_field(
+            12, sint_field(1, index - previous_end) + uint_field(2, 1)
+        )  # a span of one bucket
+        body += sint_field(13, buckets[index] - previous_count)
         previous_end, previous_count = index + 1, buckets[index]
     return body
 
 
 def _family(name: str, kind: int, metrics: Sequence[bytes]) -> bytes:
-    family = _bytes(1, name.encode()) + _uint(3, kind)
-    family += b"".join(_bytes(4, metric) for metric in metrics)
-    return _varint(len(family)) + family
+    family = bytes_field(1, name.encode()) + uint_field(3, kind)
+    family += b"".join(bytes_field(4, metric) for metric in metrics)
+    return varint(len(family)) + family
 
 
 def _exposition(scrape: int) -> bytes:
@@ -560,7 +542,7 @@ def _exposition(scrape: int) -> bytes:
         ),
     ]
     apdex = [
-        _metric({**band, pr.APDEX: apdex}, 3, _double(1, float(count * scrape)))
+        _metric({**band, pr.APDEX: apdex}, 3, double_field(1, float(count * scrape)))
         for apdex, count in (("satisfied", 10), ("tolerating", 6))
     ]
     return (

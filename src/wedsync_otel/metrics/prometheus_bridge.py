@@ -18,7 +18,6 @@ be cumulative: `PrometheusBridge` asks for cumulative temporality and keeps the 
 
 from __future__ import annotations
 
-import struct
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -42,6 +41,13 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
+from wedsync_otel.metrics._protowire import (
+    bytes_field,
+    double_field,
+    sint_field,
+    uint_field,
+    varint,
+)
 from wedsync_otel.ops.prometheus_rules import prometheus_label_name, prometheus_metric_name
 
 __all__ = ["CONTENT_TYPE", "MAX_SCHEMA", "PrometheusBridge", "encode_metrics"]
@@ -60,35 +66,6 @@ _COUNTER, _GAUGE, _HISTOGRAM = 0, 1, 4  # io.prometheus.client.MetricType
 _GAUGE_FIELD, _COUNTER_FIELD, _HISTOGRAM_FIELD = 2, 3, 7  # io.prometheus.client.Metric
 
 
-# --- protobuf wire format ------------------------------------------------------------------
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if not value:
-            out.append(low)
-            return bytes(out)
-        out.append(low | 0x80)
-
-
-def _uint(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value)
-
-
-def _sint(number: int, value: int) -> bytes:
-    return _uint(number, value << 1 if value >= 0 else ((-value) << 1) - 1)  # zigzag
-
-
-def _double(number: int, value: float) -> bytes:
-    return _varint(number << 3 | 1) + struct.pack("<d", value)
-
-
-def _bytes(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 # --- conversion ----------------------------------------------------------------------------
 
 
@@ -104,7 +81,8 @@ def _labels(attributes: Mapping[str, Any] | None) -> bytes:
         for key, value in (attributes or {}).items()
     )
     return b"".join(
-        _bytes(1, _bytes(1, key.encode()) + _bytes(2, text.encode())) for key, text in pairs
+        bytes_field(1, bytes_field(1, key.encode()) + bytes_field(2, text.encode()))
+        for key, text in pairs
     )
 
 
@@ -127,8 +105,8 @@ def _native_histogram(point: ExponentialHistogramDataPoint) -> bytes:
     schema, buckets = native_buckets(
         point.scale, point.positive.offset, point.positive.bucket_counts
     )
-    body = _uint(1, point.count) + _double(2, point.sum) + _sint(5, schema)
-    body += _double(6, _ZERO_THRESHOLD) + _uint(7, point.zero_count)
+    body = uint_field(1, point.count) + double_field(2, point.sum) + sint_field(5, schema)
+    body += double_field(6, _ZERO_THRESHOLD) + uint_field(7, point.zero_count)
     previous_end: int | None = None
     previous_count = 0
     spans = b""
@@ -139,13 +117,13 @@ def _native_histogram(point: ExponentialHistogramDataPoint) -> bytes:
             span_length += 1
         else:
             if span_length:
-                spans += _bytes(12, _sint(1, span_start) + _uint(2, span_length))
+                spans += bytes_field(12, sint_field(1, span_start) + uint_field(2, span_length))
             span_start = index - (previous_end if previous_end is not None else 0)
             span_length = 1
-        deltas += _sint(13, buckets[index] - previous_count)  # counts are delta-encoded
+        deltas += sint_field(13, buckets[index] - previous_count)  # counts are delta-encoded
         previous_end, previous_count = index + 1, buckets[index]
     if span_length:
-        spans += _bytes(12, _sint(1, span_start) + _uint(2, span_length))
+        spans += bytes_field(12, sint_field(1, span_start) + uint_field(2, span_length))
     return body + spans + deltas
 
 
@@ -168,19 +146,19 @@ def _families(data: MetricsData) -> tuple[dict[str, tuple[int, list[bytes]]], in
                             name,
                             _HISTOGRAM,
                             _labels(point.attributes)
-                            + _bytes(_HISTOGRAM_FIELD, _native_histogram(point)),
+                            + bytes_field(_HISTOGRAM_FIELD, _native_histogram(point)),
                         )
                 elif isinstance(metric.data, Sum) and metric.data.is_monotonic:
                     name = prometheus_metric_name(
                         metric.name, metric.unit or "", monotonic_sum=True
                     )
                     for point in points:
-                        value = _bytes(_COUNTER_FIELD, _double(1, float(point.value)))
+                        value = bytes_field(_COUNTER_FIELD, double_field(1, float(point.value)))
                         add(name, _COUNTER, _labels(point.attributes) + value)
                 elif isinstance(metric.data, Sum | Gauge):
                     name = prometheus_metric_name(metric.name, metric.unit or "")
                     for point in points:
-                        value = _bytes(_GAUGE_FIELD, _double(1, float(point.value)))
+                        value = bytes_field(_GAUGE_FIELD, double_field(1, float(point.value)))
                         add(name, _GAUGE, _labels(point.attributes) + value)
                 else:
                     skipped += 1
@@ -190,9 +168,9 @@ def _families(data: MetricsData) -> tuple[dict[str, tuple[int, list[bytes]]], in
 def _encode(families: Mapping[str, tuple[int, list[bytes]]]) -> bytes:
     out = bytearray()
     for name, (kind, metrics) in families.items():
-        family = _bytes(1, name.encode()) + _uint(3, kind)
-        family += b"".join(_bytes(4, metric) for metric in metrics)
-        out += _varint(len(family)) + family
+        family = bytes_field(1, name.encode()) + uint_field(3, kind)
+        family += b"".join(bytes_field(4, metric) for metric in metrics)
+        out += varint(len(family)) + family
     return bytes(out)
 
 
