@@ -178,6 +178,26 @@ def test_record_tracks_count_sum_min_and_max(values: list[float]) -> None:
     assert buckets.max == max(values, default=-math.inf)
 
 
+@given(values=latency_lists, zeros=st.integers(min_value=-3, max_value=50))
+def test_record_zeros_equals_recording_each_zero(values: list[float], zeros: int) -> None:
+    """record_zeros(n) leaves the state n calls of record(0.0) leave; n <= 0 changes nothing."""
+    at_once = recorded(values)
+    at_once.record_zeros(zeros)
+    one_by_one = recorded(values + [0.0] * max(zeros, 0))
+    assert at_once.zero_count == one_by_one.zero_count
+    assert (at_once.count, at_once.sum, at_once.min, at_once.max) == (
+        one_by_one.count,
+        one_by_one.sum,
+        one_by_one.min,
+        one_by_one.max,
+    )
+    assert (at_once.scale, at_once.offset, list(at_once.counts)) == (
+        one_by_one.scale,
+        one_by_one.offset,
+        list(one_by_one.counts),
+    )
+
+
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, -1.0, -5e-324, 10**400])
 def test_record_refuses_negative_nan_and_inf(value: float) -> None:
     """NaN, infinite, negative and too-large values return False and change nothing."""

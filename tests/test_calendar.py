@@ -589,6 +589,22 @@ def test_day_of_facts_follow_the_date(case: tuple[str, list[int]], data: st.Data
         assert facts.kind == (facts.date.weekday() == 5, facts.date.month in months)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(ZONES).flatmap(lambda zone: st.tuples(st.just(zone), _instants(zone))))
+def test_last_day_names_the_day_of_every_instant_in_its_interval(
+    case: tuple[str, list[int]],
+) -> None:
+    """Whatever day_of was last asked, last_day's interval holds only instants of its date."""
+    zone, instants = case
+    cal = calendar(zone)
+    for asked in instants:
+        cal.day_of(asked)
+        low, high, facts = cal.last_day
+        for probe in (*instants, low, high - 1):
+            if low <= probe < high:
+                assert reference_day(probe, zone) == facts.date
+
+
 # --- PlatformCalendar.today ------------------------------------------------------------------
 
 

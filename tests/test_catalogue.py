@@ -14,6 +14,7 @@ from wedsync_otel.catalogue import (
     OTHER,
     Catalogue,
     EndpointSpec,
+    bare_path,
     pattern_problem,
     pattern_shape,
 )
@@ -471,3 +472,32 @@ def test_endpoint_spec_is_keyword_only() -> None:
 def test_endpoint_specs_compare_by_value() -> None:
     """Two EndpointSpecs with the same fields are equal and hash alike."""
     assert {spec("a", "/a"), spec("a", "/a")} == {spec("a", "/a")}
+
+
+@pytest.mark.parametrize(
+    ("path", "bare"),
+    [
+        ("/api/rsvp", "/api/rsvp"),
+        ("/api/rsvp?token=1", "/api/rsvp"),
+        ("/api/rsvp#top", "/api/rsvp"),
+        ("/api/rsvp?next=/a#b?c", "/api/rsvp"),
+        ("?only=query", ""),
+    ],
+)
+def test_bare_path_drops_query_and_fragment(path: str, bare: str) -> None:
+    """The query string and fragment are cut at the first ? or #."""
+    assert bare_path(path) == bare
+
+
+@settings(max_examples=100)
+@given(st.one_of(_concrete_path().map(lambda case: case[1]), st.text(max_size=30)))
+def test_classify_answers_like_match_without_caching(path: str) -> None:
+    """The uncached classify agrees with match and leaves the cache empty."""
+    catalogue = Catalogue(DEFAULT_ENDPOINTS)
+    answer = catalogue.classify(path)
+    assert (answer, len(catalogue._cache)) == (Catalogue(DEFAULT_ENDPOINTS).match(path), 0)
+
+
+def test_classify_refuses_over_long_paths() -> None:
+    """A path over MAX_PATH_CHARS is other for classify too."""
+    assert Catalogue(DEFAULT_ENDPOINTS).classify("/api/payments/" + "x" * MAX_PATH_CHARS) is None

@@ -20,10 +20,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from helpers import SATURDAY, FakeClock, Pipeline
+from helpers import SATURDAY, TUESDAY, FakeClock, Pipeline
 from wedsync_otel import WeddingConfig, WeddingSpanProcessor
 from wedsync_otel import attributes as attr
-from wedsync_otel.processor import COPIED_FIELDS, enriched_copy
+from wedsync_otel.processor import COPIED_FIELDS, does_nothing, enriched_copy
 from wedsync_otel.rules import Verdict
 
 MS = 1_000_000
@@ -468,3 +468,83 @@ def test_config_without_saturday_mode_keeps_base_thresholds(
     clock.now = SATURDAY
     span = serve(pipeline, "/api/payments")
     assert (span.attributes or {})[attr.WEDDING_THRESHOLD_MS] == 150.0
+
+
+def _unclocked() -> tuple[TracerProvider, WeddingSpanProcessor, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    processor = WeddingSpanProcessor(SimpleSpanProcessor(exporter))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return provider, processor, exporter
+
+
+def test_without_a_clock_each_span_is_judged_on_its_own_day() -> None:
+    """Spans alternating between a Tuesday and a Saturday each get their own day's verdict."""
+    provider, _, exporter = _unclocked()
+    tracer = provider.get_tracer("t")
+    days = [TUESDAY, SATURDAY, SATURDAY + dt.timedelta(minutes=30), TUESDAY, SATURDAY]
+    for day in days:
+        start = int(day.timestamp()) * 1_000_000_000
+        span = tracer.start_span(
+            "s", kind=SpanKind.SERVER, attributes={"http.route": "/api/payments"}, start_time=start
+        )
+        span.end(end_time=start + MS)
+    saturdays = [(s.attributes or {})[attr.WEDDING_SATURDAY] for s in exporter.get_finished_spans()]
+    assert saturdays == [day.weekday() == 5 for day in days]
+
+
+def test_distinct_paths_past_the_bound_evict_and_are_counted() -> None:
+    """Distinct paths beyond the cache's bound evict older ones, each eviction counted."""
+    provider, processor, exporter = _unclocked()
+    tracer = provider.get_tracer("t")
+    extra = 25
+    for n in range(10_000 + extra):
+        tracer.start_span(
+            "s", kind=SpanKind.SERVER, attributes={"url.path": f"/api/payments/{n}"}
+        ).end()
+    assert processor.stats().path_cache_evictions == extra
+    endpoints = {(s.attributes or {})[attr.WEDDING_ENDPOINT] for s in exporter.get_finished_spans()}
+    assert endpoints == {"payments"}
+
+
+def test_query_strings_do_not_fill_the_route_cache() -> None:
+    """Old-style targets that differ only in their query string share one cache entry."""
+    provider, processor, exporter = _unclocked()
+    tracer = provider.get_tracer("t")
+    for n in range(12_000):
+        tracer.start_span(
+            "s", kind=SpanKind.SERVER, attributes={"http.target": f"/api/rsvp/respond?token={n}"}
+        ).end()
+    assert processor.stats().path_cache_evictions == 0
+    endpoints = {(s.attributes or {})[attr.WEDDING_ENDPOINT] for s in exporter.get_finished_spans()}
+    assert endpoints == {"rsvp"}
+
+
+class _EmptyHooks(SpanProcessor):
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Nothing to do."""
+
+    def _on_ending(self, span: Span) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("method", "empty"),
+    [
+        (SpanProcessor.on_start, True),
+        (SimpleSpanProcessor.on_start, True),
+        (_EmptyHooks()._on_ending, True),
+        (_EmptyHooks().on_start, True),
+        (RecordingProcessor().on_start, False),
+        (RecordingProcessor()._on_ending, False),
+        (SimpleSpanProcessor.on_end, False),
+        (print, False),
+        (lambda span: None, True),
+        (lambda span: 0, False),
+    ],
+)
+def test_does_nothing_tells_empty_hooks_from_real_ones(
+    method: Callable[..., object], empty: bool
+) -> None:
+    """Only Python code whose body is pass, a docstring or `return None` counts as empty."""
+    assert does_nothing(method) is empty

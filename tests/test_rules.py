@@ -394,3 +394,12 @@ def test_apdex_uses_the_judged_threshold(rules: WeddingRules) -> None:
     weekday = judged(rules, "/api/payments", Band.UNKNOWN, TUESDAY).apdex(90, failed=False)
     saturday = judged(rules, "/api/payments", Band.UNKNOWN, SATURDAY).apdex(90, failed=False)
     assert (weekday, saturday) == (ApdexClass.SATISFIED, ApdexClass.TOLERATING)
+
+
+def test_judgements_are_keys_by_identity() -> None:
+    """Each judgement hashes and compares as itself, so per-span caches can key by it."""
+    rules = WeddingRules(WeddingConfig.default())
+    again = WeddingRules(WeddingConfig.default())
+    one = rules.judge(rules.other, Band.UNKNOWN, TUESDAY)
+    assert {one: 1}[rules.judge(rules.other, Band.UNKNOWN, TUESDAY)] == 1
+    assert one != again.judge(again.other, Band.UNKNOWN, TUESDAY)

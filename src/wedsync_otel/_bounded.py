@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def evict_oldest(mapping: MutableMapping[Any, Any]) -> bool:
@@ -18,3 +21,26 @@ def evict_oldest(mapping: MutableMapping[Any, Any]) -> bool:
     except (KeyError, RuntimeError, StopIteration):
         return False
     return True
+
+
+class BoundedDict(dict[K, V]):
+    """A dict that `put` keeps within ``max_entries``, evicting the oldest and counting it.
+
+    Reads are the plain dict's (C speed, no lock), so a hot path pays nothing
+    for the bound; only insertions go through `put`.
+    """
+
+    __slots__ = ("evictions", "max_entries")
+
+    def __init__(self, max_entries: int) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+        self.evictions = 0
+        """Entries evicted so far to make room."""
+
+    def put(self, key: K, value: V) -> V:
+        """Store ``value`` under ``key``, evicting the oldest entry first when full."""
+        if len(self) >= self.max_entries and key not in self and evict_oldest(self):
+            self.evictions += 1
+        self[key] = value
+        return value

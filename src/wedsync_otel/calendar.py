@@ -117,21 +117,26 @@ class PlatformCalendar:
     def __init__(self, timezone: dt.tzinfo, season_months: frozenset[int]) -> None:
         self._tz = timezone
         self._season_months = season_months
-        self._span: tuple[int, int, DayFacts] = (0, 0, self._facts(dt.date(1970, 1, 1)))
+        self.last_day: tuple[int, int, DayFacts] = (0, 0, self._facts(dt.date(1970, 1, 1)))
+        """``(start_ns, end_ns, facts)``: the day of every instant in ``[start_ns, end_ns)``.
+
+        What `day_of` tests first; a caller on a hot path may test it itself
+        and call `day_of` only when the instant falls outside.
+        """
 
     def _facts(self, day: dt.date) -> DayFacts:
         return DayFacts(day, day.weekday() == _SATURDAY, day.month in self._season_months)
 
     def day_of(self, epoch_ns: int) -> DayFacts:
         """The local day containing the instant ``epoch_ns`` (nanoseconds since the epoch)."""
-        start_ns, end_ns, facts = self._span
+        start_ns, end_ns, facts = self.last_day
         if start_ns <= epoch_ns < end_ns:
             return facts
         local = self._local(epoch_ns)
         facts = self._facts(local.date())
         span = self._stable_span(epoch_ns, local)
         if span is not None:
-            self._span = (*span, facts)
+            self.last_day = (*span, facts)
         return facts
 
     def today(self, now: dt.datetime) -> DayFacts:

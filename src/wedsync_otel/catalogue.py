@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wedsync_otel._bounded import evict_oldest
+from wedsync_otel._bounded import BoundedDict
 
 OTHER = "other"
 """Endpoint name of every path the catalogue does not claim."""
@@ -49,6 +49,13 @@ def pattern_problem(pattern: str) -> str | None:
 def pattern_shape(pattern: str) -> str:
     """The pattern with parameter names erased: two patterns with one shape claim the same paths."""
     return _normalise(_PARAM.sub("{}", pattern))
+
+
+def bare_path(path: str) -> str:
+    """``path`` without its query string or fragment: they never decide the endpoint."""
+    if "?" in path or "#" in path:
+        return path.partition("?")[0].partition("#")[0]
+    return path
 
 
 def _normalise(path: str) -> str:
@@ -95,27 +102,28 @@ class Catalogue:
         self._group_owner = {f"p{n}": index for n, (index, _) in enumerate(ranked)}
         alternatives = "|".join(f"(?P<p{n}>{_to_regex(p)})" for n, (_, p) in enumerate(ranked))
         self._regex = re.compile(alternatives) if alternatives else None
-        self._cache: dict[str, EndpointSpec | None] = {}
-        self._cache_size = cache_size
-        self.evictions = 0
+        self._cache: BoundedDict[str, EndpointSpec | None] = BoundedDict(cache_size)
+
+    @property
+    def evictions(self) -> int:
         """Paths evicted from the cache so far."""
+        return self._cache.evictions
 
     def match(self, path: str) -> EndpointSpec | None:
         """The spec claiming ``path`` (query string ignored), or ``None`` for ``other``."""
-        if "?" in path or "#" in path:  # cache the bare path: query strings are unbounded
-            path = path.partition("?")[0].partition("#")[0]
+        path = bare_path(path)
         try:
             return self._cache[path]
         except KeyError:
             pass
         if len(path) > MAX_PATH_CHARS:
             return None
-        spec = self._match_uncached(path)
-        cache = self._cache
-        if len(cache) >= self._cache_size and evict_oldest(cache):
-            self.evictions += 1
-        cache[path] = spec
-        return spec
+        return self._cache.put(path, self._match_uncached(path))
+
+    def classify(self, path: str) -> EndpointSpec | None:
+        """`match` without the cache, for callers that cache the answer their own way."""
+        path = bare_path(path)
+        return None if len(path) > MAX_PATH_CHARS else self._match_uncached(path)
 
     def _match_uncached(self, path: str) -> EndpointSpec | None:
         bare = _normalise(path)

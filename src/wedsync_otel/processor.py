@@ -10,9 +10,11 @@ other span passes through untouched.
 from __future__ import annotations
 
 import datetime as dt
+import dis
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any, Final, Protocol
 
 from opentelemetry import context as otel_context
@@ -30,8 +32,20 @@ from opentelemetry.semconv.attributes.url_attributes import URL_PATH
 from opentelemetry.trace import SpanKind, StatusCode
 
 from wedsync_otel import attributes as attr
+from wedsync_otel._bounded import BoundedDict
 from wedsync_otel._safety import RateLimitedWarning, log_internal_error, logger
+from wedsync_otel.attributes import (
+    CACHE_BACKEND,
+    ROLLUP_APP_DURATION_MS,
+    WEDDING_APDEX,
+    WEDDING_DATE,
+    WEDDING_DAYS_UNTIL,
+    WEDDING_DURATION_MS,
+    WEDDING_ID,
+    WEDDING_THRESHOLD_BREACHED,
+)
 from wedsync_otel.calendar import ApdexClass, Band, parse_wedding_date
+from wedsync_otel.catalogue import MAX_PATH_CHARS, bare_path
 from wedsync_otel.config import WeddingConfig
 from wedsync_otel.context import (
     inherited_wedding,
@@ -52,6 +66,8 @@ _SATISFIED, _TOLERATING, _FRUSTRATED = (
     ApdexClass.FRUSTRATED,
 )
 _SERVER, _ERROR = SpanKind.SERVER, StatusCode.ERROR
+_SERVER_ERRORS: Final = frozenset(range(500, 600))
+"""HTTP statuses that fail a request: one set lookup per span, and None is simply absent."""
 
 Clock = Callable[[], dt.datetime]
 """Returns the current time as an aware datetime."""
@@ -103,6 +119,7 @@ class ProcessorStats:
 
 
 _new_span = object.__new__
+_new_tuple = tuple.__new__
 
 
 class _EnrichedSpan(ReadableSpan):
@@ -163,7 +180,7 @@ COPIED_FIELDS: Final = (
 """The instance fields `ReadableSpan.__init__` sets, which `enriched_copy` copies."""
 
 
-def _plain_attributes(span: ReadableSpan) -> Mapping[str, Any]:
+def _plain_attributes(span: ReadableSpan) -> dict[str, Any]:
     """The span's attributes as a plain dict, without copying when the SDK allows.
 
     `BoundedAttributes` answers ``get`` through three Python calls; its
@@ -190,13 +207,26 @@ def _status_code(attrs: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _fallback_route(attrs: Mapping[str, Any]) -> str | None:
+    """Without an ``http.route``: ``url.path``, then the older ``http.target``."""
+    for key in (URL_PATH, HTTP_TARGET):
+        path = attrs.get(key)
+        if type(path) is str:
+            return path
+    return None
+
+
 _Entry = tuple[Judgement, dict[str, Any]]
 """A judgement and the attributes every request span under it starts from."""
+_Row = dict[Band, tuple[tuple[_Entry, ...], ...]]
+"""One endpoint's entries: band -> [saturday][season]."""
+_MAX_ROUTES: Final = 10_000
+"""Routes whose endpoint row is kept; a client can send a million distinct paths."""
 
 
-def _judgement_table(rules: WeddingRules) -> dict[str, dict[Band, tuple[tuple[_Entry, ...], ...]]]:
+def _judgement_table(rules: WeddingRules) -> dict[str, _Row]:
     """Every judgement with its span attributes (and the zero roll-up), indexed for the hot path."""
-    table: dict[str, dict[Band, tuple[tuple[_Entry, ...], ...]]] = {}
+    table: dict[str, _Row] = {}
     for spec in (*rules.config.endpoints, rules.other):
         judgements = rules.judgements(spec)
         table[spec.name] = {
@@ -215,12 +245,24 @@ def _entry(judgement: Judgement) -> _Entry:
     return judgement, {**judgement.span_attributes, **_EMPTY_ROLLUP, **_PER_SPAN_PLACEHOLDERS}
 
 
-def _merged(attrs: Mapping[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """The span's attributes and the judgement's, without the per-span placeholders."""
-    merged = {**attrs, **base}
-    for key in _PER_SPAN_PLACEHOLDERS:
-        del merged[key]
-    return merged
+_EMPTY_BODY_OPS: Final = frozenset({"RESUME", "NOP", "LOAD_CONST", "RETURN_VALUE", "RETURN_CONST"})
+_CONSTANT_OPS: Final = frozenset({"LOAD_CONST", "RETURN_CONST"})
+
+
+def does_nothing(method: Callable[..., object]) -> bool:
+    """Whether ``method`` is Python code whose body is only ``pass`` or a docstring.
+
+    Read from the bytecode, so a later SDK that gives such a hook a body is
+    called again without a change here; anything else (C code, a callable
+    object) counts as doing something.
+    """
+    code = getattr(getattr(method, "__func__", method), "__code__", None)
+    if not isinstance(code, CodeType):
+        return False
+    return all(
+        op.opname in _EMPTY_BODY_OPS and (op.opname not in _CONSTANT_OPS or op.argval is None)
+        for op in dis.get_instructions(code)
+    )
 
 
 def is_local_root_or_server(span: ReadableSpan) -> bool:
@@ -245,6 +287,10 @@ class WeddingSpanProcessor(SpanProcessor):
         clock: Clock | None = None,
     ) -> None:
         self._downstream = downstream
+        # Every span starts and ends through these hooks; most downstreams (the batch and
+        # simple processors among them) leave them empty, and a call costs a frame each.
+        self._forward_on_start = not does_nothing(downstream.on_start)
+        self._forward_on_ending = not does_nothing(downstream._on_ending)  # noqa: SLF001
         self.config = config or WeddingConfig.default()
         self.rules = WeddingRules(self.config)
         self._clock = clock
@@ -254,11 +300,13 @@ class WeddingSpanProcessor(SpanProcessor):
         self._listeners: tuple[Callable[[ReadableSpan, Verdict], None], ...] = ()
         self._query_observers: tuple[QueryObserver, ...] = ()
         self.rollup = RollupStore(timeout_s=self.config.request_timeout_s)
-        # Hot-path lookups, bound once: endpoint name -> band -> [saturday][season].
-        self._match = self.rules.catalogue.match
+        # Hot-path lookups, bound once: endpoint name -> band -> [saturday][season], and
+        # route -> that endpoint's row (None, for a span without one, is never a key).
+        self._calendar = self.rules.calendar
         self._day_of = self.rules.calendar.day_of
         self._other = self.rules.other.name
         self._table = _judgement_table(self.rules)
+        self._rows_by_route: BoundedDict[str | None, _Row] = BoundedDict(_MAX_ROUTES)
         self._waiting = self.rollup.waiting
         self._slow_query_ms = self.config.slow_query_ms
         self._enriched = 0
@@ -275,7 +323,7 @@ class WeddingSpanProcessor(SpanProcessor):
             enriched=self._enriched,
             invalid_dates=self._bad_date.count,
             invalid_durations=self._bad_duration.count,
-            path_cache_evictions=self.rules.catalogue.evictions,
+            path_cache_evictions=self._rows_by_route.evictions,
             downstream_errors=self._downstream_errors,
             requests_timed_out=self.rollup.timed_out,
             requests_overflowed=self.rollup.overflowed,
@@ -298,10 +346,11 @@ class WeddingSpanProcessor(SpanProcessor):
                 self._inherit_wedding(span, parent_context)
         except Exception as exc:  # noqa: BLE001 - never raise into the application
             log_internal_error("WeddingSpanProcessor.on_start", exc)
-        try:
-            self._downstream.on_start(span, parent_context=parent_context)
-        except Exception as exc:  # noqa: BLE001
-            self._downstream_failed("on_start", exc)
+        if self._forward_on_start:
+            try:
+                self._downstream.on_start(span, parent_context=parent_context)
+            except Exception as exc:  # noqa: BLE001
+                self._downstream_failed("on_start", exc)
 
     def _inherit_wedding(self, span: Span, parent_context: otel_context.Context | None) -> None:
         wedding_id, wedding_date = inherited_wedding(
@@ -316,23 +365,22 @@ class WeddingSpanProcessor(SpanProcessor):
             span.set_attribute(attr.WEDDING_DATE, wedding_date)
 
     def _on_ending(self, span: Span) -> None:
-        try:
-            self._downstream._on_ending(span)  # noqa: SLF001 - the SDK's own hook, forwarded
-        except Exception as exc:  # noqa: BLE001
-            self._downstream_failed("_on_ending", exc)
+        if self._forward_on_ending:
+            try:
+                self._downstream._on_ending(span)  # noqa: SLF001 - the SDK's own hook, forwarded
+            except Exception as exc:  # noqa: BLE001
+                self._downstream_failed("_on_ending", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         forwarded = span
         try:
             raw = span._attributes  # noqa: SLF001 - read-only; see _plain_attributes
             attrs = raw._dict if raw.__class__ is BoundedAttributes else _plain_attributes(span)  # noqa: SLF001
-            if attr.CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
+            if CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
                 forwarded = self._with_child_work(span, attrs)
-            else:
-                # The fields behind ReadableSpan.kind and .parent: properties cost a call each.
-                parent = span._parent  # noqa: SLF001
-                if span._kind is _SERVER or parent is None or parent.is_remote:  # noqa: SLF001
-                    forwarded = self._enrich(span, attrs, None)
+            # The fields behind ReadableSpan.kind and .parent: properties cost a call each.
+            elif span._kind is _SERVER or (parent := span._parent) is None or parent.is_remote:  # noqa: SLF001
+                forwarded = self._enrich(span, attrs, None)
         except Exception as exc:  # noqa: BLE001 - forward the original instead
             log_internal_error("WeddingSpanProcessor.on_end", exc)
         try:
@@ -340,7 +388,7 @@ class WeddingSpanProcessor(SpanProcessor):
         except Exception as exc:  # noqa: BLE001
             self._downstream_failed("on_end", exc)
 
-    def _with_child_work(self, span: ReadableSpan, attrs: Mapping[str, Any]) -> ReadableSpan:
+    def _with_child_work(self, span: ReadableSpan, attrs: dict[str, Any]) -> ReadableSpan:
         """A cache or database span: rolled up, its text rewritten; enriched if it is a root."""
         extra = self._child_work(span, attrs)
         if is_local_root_or_server(span):
@@ -382,41 +430,45 @@ class WeddingSpanProcessor(SpanProcessor):
         return found.attributes
 
     def _enrich(  # noqa: PLR0912, PLR0915 - the hot path, kept flat for speed
-        self, span: ReadableSpan, attrs: Mapping[str, Any], extra: dict[str, Any] | None
+        self, span: ReadableSpan, attrs: dict[str, Any], extra: dict[str, Any] | None
     ) -> ReadableSpan:
         """The verdict on one request span, written onto its copy (the hot path: kept flat)."""
         route = attrs.get(HTTP_ROUTE)
         if route.__class__ is not str:
-            route = attrs.get(URL_PATH)
-            if route.__class__ is not str:
-                route = attrs.get(HTTP_TARGET)
-        spec = self._match(route) if route.__class__ is str else None
+            route = _fallback_route(attrs)
+        row = self._rows_by_route.get(route)
+        if row is None:
+            row = self._row_for(route)
         start, end = span._start_time, span._end_time  # noqa: SLF001 - not the properties
-        if self._clock is None:
-            now_ns = start if start is not None else (end or 0)
+        if self._clock is None and start is not None:
+            # day_of's own first test, inline: the day changes once an hour at most.
+            low, high, day = self._calendar.last_day
+            if not low <= start < high:
+                day = self._day_of(start)
         else:
-            now_ns = int(self._clock().timestamp() * _NS_PER_S)
-        day = self._day_of(now_ns)
-        if attr.WEDDING_DATE in attrs or attr.WEDDING_ID in attrs:
+            day = self._day_of(self._now_ns(end))
+        if WEDDING_DATE in attrs or WEDDING_ID in attrs:
             band, days = self.rules.proximity(self._wedding_date(attrs), day)
         else:
             band, days = _UNKNOWN, None
-        judgement, base = self._table[self._other if spec is None else spec.name][band][
-            day.saturday
-        ][day.season]
+        judgement, base = row[band][day.saturday][day.season]
         status_code = attrs.get(HTTP_RESPONSE_STATUS_CODE)
         if status_code.__class__ is not int:
             status_code = _status_code(attrs)
-        failed = span._status._status_code is _ERROR or (  # noqa: SLF001 - not the properties
-            status_code is not None and 500 <= status_code <= 599
-        )
+        failed = status_code in _SERVER_ERRORS or span._status._status_code is _ERROR  # noqa: SLF001
+        merged = base | attrs  # a clone of base's keys table, then the span's few keys
+        if len(merged) != len(base) + len(attrs):  # the span set some wedding.* itself
+            merged.update(base)
         if start is None or end is None or end < start:
             self._bad_duration((start, end))
             duration_ms = math.nan
             apdex = _FRUSTRATED  # a span with no usable duration frustrates
-            merged = _merged(attrs, base)
+            for key in _PER_SPAN_PLACEHOLDERS:
+                del merged[key]
         else:
-            duration_ms = (end - start) / _NS_PER_MS
+            merged[WEDDING_DURATION_MS] = merged[ROLLUP_APP_DURATION_MS] = duration_ms = (
+                end - start
+            ) / _NS_PER_MS
             threshold = judgement.threshold_ms
             if failed or not duration_ms <= 4 * threshold:
                 apdex = _FRUSTRATED
@@ -424,16 +476,10 @@ class WeddingSpanProcessor(SpanProcessor):
                 apdex = _SATISFIED
             else:
                 apdex = _TOLERATING
-            merged = base.copy()  # a clone of the keys table: cheaper than inserting each
-            merged.update(attrs)
-            if len(merged) != len(base) + len(attrs):  # the span set some wedding.* itself
-                merged.update(base)
-            merged[attr.WEDDING_DURATION_MS] = duration_ms
-            merged[attr.WEDDING_THRESHOLD_BREACHED] = duration_ms > threshold
-            merged[attr.WEDDING_APDEX] = _APDEX_TEXT[apdex]
-            merged[attr.ROLLUP_APP_DURATION_MS] = duration_ms
+            merged[WEDDING_APDEX] = _APDEX_TEXT[apdex]
+            merged[WEDDING_THRESHOLD_BREACHED] = duration_ms > threshold
         if days is not None:
-            merged[attr.WEDDING_DAYS_UNTIL] = days
+            merged[WEDDING_DAYS_UNTIL] = days
         if extra:
             merged.update(extra)
         totals = None
@@ -444,14 +490,22 @@ class WeddingSpanProcessor(SpanProcessor):
         copy = enriched_copy(span, merged, events=events)
         self._enriched += 1
         if self._listeners:
-            verdict = Verdict(
-                judgement,
-                days,
-                duration_ms,
-                apdex,
-                failed,
-                status_code,
-                *((totals.cache_hits, totals.cache_misses, totals.db_ms) if totals else ()),
+            # tuple.__new__ is what Verdict() calls, minus a Python frame and its defaults.
+            verdict = _new_tuple(
+                Verdict,
+                (judgement, days, duration_ms, apdex, failed, status_code, 0, 0, 0.0)
+                if totals is None
+                else (
+                    judgement,
+                    days,
+                    duration_ms,
+                    apdex,
+                    failed,
+                    status_code,
+                    totals.cache_hits,
+                    totals.cache_misses,
+                    totals.db_ms,
+                ),
             )
             for listener in self._listeners:
                 try:
@@ -497,6 +551,27 @@ class WeddingSpanProcessor(SpanProcessor):
             timestamp=end_ns,
         )
         return (event,)
+
+    def _row_for(self, route: str | None) -> _Row:
+        """The entries of a route not seen lately: the catalogue decides, once per path."""
+        if route is None:
+            return self._table[self._other]
+        path = bare_path(route)
+        row = self._rows_by_route.get(path)
+        if row is None:
+            if len(path) > MAX_PATH_CHARS:
+                return self._table[self._other]
+            spec = self.rules.catalogue.classify(path)
+            row = self._rows_by_route.put(
+                path, self._table[self._other if spec is None else spec.name]
+            )
+        return row
+
+    def _now_ns(self, end_ns: int | None) -> int:
+        """The instant a span is judged at: the injected clock, else its end (it has no start)."""
+        if self._clock is not None:
+            return int(self._clock().timestamp() * _NS_PER_S)
+        return end_ns or 0
 
     def _wedding_date(self, attrs: Mapping[str, Any]) -> dt.date | None:
         raw = attrs.get(attr.WEDDING_DATE)

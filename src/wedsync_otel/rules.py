@@ -52,9 +52,13 @@ def threshold_ms(
     return min(threshold, config.critical_wedding_day_cap_ms) if critical else threshold
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Judgement:
-    """What the rules say about every request to one endpoint, in one band, on one kind of day."""
+    """What the rules say about every request to one endpoint, in one band, on one kind of day.
+
+    Compared and hashed by identity: the rules make each one once, and per-span
+    code keys caches by it (field-wise hashing would cost a Python call per span).
+    """
 
     endpoint: str
     critical: bool

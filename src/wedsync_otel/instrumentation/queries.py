@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
 from wedsync_otel import attributes as attr
-from wedsync_otel._bounded import evict_oldest
+from wedsync_otel._bounded import BoundedDict
 from wedsync_otel.instrumentation.fingerprint import sanitize, shape_fingerprint
 
 CACHE_SYSTEMS: Final = frozenset({"redis", "memcached"})
@@ -64,9 +64,12 @@ class ShapeCache:
     """
 
     def __init__(self, max_entries: int = 4096) -> None:
-        self._entries: dict[str, tuple[str, str]] = {}
-        self._max_entries = max_entries
-        self.evictions = 0
+        self._entries: BoundedDict[str, tuple[str, str]] = BoundedDict(max_entries)
+
+    @property
+    def evictions(self) -> int:
+        """Statements evicted from the cache so far."""
+        return self._entries.evictions
 
     def shape(self, raw: str) -> tuple[str, str]:
         """Sanitised text and fingerprint of ``raw``."""
@@ -74,12 +77,7 @@ class ShapeCache:
         if found is not None:
             return found
         statement = sanitize(raw)
-        found = (statement, shape_fingerprint(statement) if raw else "")
-        entries = self._entries
-        if len(entries) >= self._max_entries and evict_oldest(entries):
-            self.evictions += 1
-        entries[raw] = found
-        return found
+        return self._entries.put(raw, (statement, shape_fingerprint(statement) if raw else ""))
 
 
 _shapes = ShapeCache()

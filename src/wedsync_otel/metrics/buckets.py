@@ -246,6 +246,15 @@ class ExponentialBuckets:
             self._max = value
         return True
 
+    def record_zeros(self, count: int) -> None:
+        """Count ``count`` zeros at once, as ``count`` calls of ``record(0.0)`` would."""
+        if count <= 0:
+            return
+        self._zero_count += count
+        self._count += count
+        self._min = min(self._min, 0.0)
+        self._max = max(self._max, 0.0)
+
     def _record_special(self, value: float) -> bool:
         """Zero, subnormal, or a value that is refused."""
         if value == 0.0:

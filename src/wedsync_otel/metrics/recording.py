@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from wedsync_otel.calendar import ApdexClass
 from wedsync_otel.metrics.buckets import ExponentialBuckets
-from wedsync_otel.rules import Verdict
+from wedsync_otel.rules import Judgement, Verdict
 
 MAX_DURATION_MS: Final = 86_400_000.0
 """A request longer than a day is a clock fault, not a latency: rejected, so it cannot
@@ -38,14 +38,6 @@ BandKey = tuple[str, str]
 """(endpoint, proximity) of ``wedding.db.duration``."""
 
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
-_APDEX_TEXT = {apdex: apdex.value for apdex in ApdexClass}
-
-
-def status_class(status_code: int | None, *, failed: bool) -> str:
-    """``2xx``..``5xx`` from the HTTP status; ``5xx`` for a failed span without one, else ``""``."""
-    if status_code is not None:
-        return _STATUS_CLASS.get(status_code // 100, "")
-    return "5xx" if failed else ""
 
 
 @dataclass
@@ -86,7 +78,46 @@ def _add_buckets(into: dict[_K, ExponentialBuckets], more: Mapping[_K, Exponenti
 
 def _add_counts(into: dict[_K, int], more: Mapping[_K, int]) -> None:
     for key, count in more.items():
+        _count(into, key, count)
+
+
+def _count(into: dict[_K, int], key: _K, count: int) -> None:
+    if count:
         into[key] = into.get(key, 0) + count
+
+
+def _absorb(into: dict[_K, ExponentialBuckets], key: _K, buckets: ExponentialBuckets) -> None:
+    """Add ``buckets``, which nothing else holds, into ``into`` (no copy when the key is new)."""
+    existing = into.get(key)
+    if existing is None:
+        into[key] = buckets
+    else:
+        existing.merge(buckets)
+
+
+class _Tally:
+    """What one judgement's requests of one status class added since the last collection.
+
+    Found by two identity-keyed lookups and updated in place, so a request
+    builds no key tuple; `WeddingRecorder.collect` turns tallies into `Deltas`.
+    """
+
+    __slots__ = ("apdex", "breaches", "db", "durations", "hits", "misses", "no_db")
+
+    def __init__(self) -> None:
+        self.durations = ExponentialBuckets()
+        self.apdex = [0, 0, 0]
+        """Requests by Apdex class, in `_APDEX_ORDER`."""
+        self.breaches = 0
+        self.db = ExponentialBuckets()
+        self.no_db = 0
+        """Requests without database time: zeros of ``db``, added at collection."""
+        self.hits = 0
+        self.misses = 0
+
+
+_APDEX_ORDER: Final = tuple(ApdexClass)
+_APDEX_INDEX: Final = {apdex: index for index, apdex in enumerate(_APDEX_ORDER)}
 
 
 class WeddingRecorder:
@@ -94,7 +125,9 @@ class WeddingRecorder:
 
     def __init__(self, *, max_series: int = MAX_SERIES) -> None:
         self._lock = threading.Lock()
-        self._deltas = Deltas()
+        self._tallies: dict[Judgement, dict[str, _Tally]] = {}
+        self._series: set[DurationKey] = set()
+        """The ``wedding.server.duration`` attribute sets the open tallies feed."""
         self._max_series = max_series
         self.rejected_durations = 0
         """Durations that were NaN, negative or over `MAX_DURATION_MS`: not recorded."""
@@ -106,44 +139,63 @@ class WeddingRecorder:
         self.record(verdict)
 
     def record(self, verdict: Verdict) -> None:
-        """Add one request's measurements to the current deltas."""
-        duration_ms = verdict.duration_ms
+        """Add one request's measurements to the current tallies."""
+        judgement, _, duration_ms, apdex, failed, status_code, hits, misses, db_ms = verdict
         if not 0.0 <= duration_ms <= MAX_DURATION_MS:  # NaN fails both comparisons
             self.rejected_durations += 1
             return
-        judgement = verdict.judgement
-        endpoint, critical, band = judgement.endpoint, judgement.critical, judgement.proximity
-        status = status_class(verdict.status_code, failed=verdict.failed)
-        duration_key = (endpoint, critical, band, status)
-        apdex_key = (endpoint, band, _APDEX_TEXT[verdict.apdex])
-        band_key = (endpoint, band)
+        # ``2xx``..``5xx`` from the HTTP status; a failed span without one counts as a 5xx.
+        if status_code is None:
+            status = "5xx" if failed else ""
+        else:
+            status = _STATUS_CLASS.get(status_code // 100, "")
         with self._lock:
-            deltas = self._deltas
-            buckets = deltas.durations.get(duration_key)
-            if buckets is None:
-                if len(deltas.durations) >= self._max_series:
+            by_status = self._tallies.get(judgement)
+            tally = None if by_status is None else by_status.get(status)
+            if tally is None:
+                tally = self._open(judgement, status)
+                if tally is None:
                     self.dropped_series += 1
                     return
-                buckets = deltas.durations[duration_key] = ExponentialBuckets()
-            buckets.record(duration_ms)
-            apdex = deltas.apdex
-            apdex[apdex_key] = apdex.get(apdex_key, 0) + 1
+            tally.durations.record(duration_ms)
+            tally.apdex[_APDEX_INDEX[apdex]] += 1
             if duration_ms > judgement.threshold_ms:
-                breach_key = (endpoint, critical, band)
-                deltas.breaches[breach_key] = deltas.breaches.get(breach_key, 0) + 1
-            db = deltas.db.get(band_key)
-            if db is None:
-                db = deltas.db[band_key] = ExponentialBuckets()
-            db.record(verdict.db_ms)
-            if verdict.cache_hits:
-                hit_key = (endpoint, band, "hit")
-                deltas.cache[hit_key] = deltas.cache.get(hit_key, 0) + verdict.cache_hits
-            if verdict.cache_misses:
-                miss_key = (endpoint, band, "miss")
-                deltas.cache[miss_key] = deltas.cache.get(miss_key, 0) + verdict.cache_misses
+                tally.breaches += 1
+            if db_ms:
+                tally.db.record(db_ms)
+            else:
+                tally.no_db += 1
+            if hits:
+                tally.hits += hits
+            if misses:
+                tally.misses += misses
+
+    def _open(self, judgement: Judgement, status: str) -> _Tally | None:
+        """A new tally (the lock is held); ``None`` when its series would pass the limit."""
+        key = (judgement.endpoint, judgement.critical, judgement.proximity, status)
+        if key not in self._series:
+            if len(self._series) >= self._max_series:
+                return None
+            self._series.add(key)
+        tally = _Tally()
+        self._tallies.setdefault(judgement, {})[status] = tally
+        return tally
 
     def collect(self) -> Deltas:
-        """Swap out and return everything recorded since the last collection."""
+        """Swap out everything recorded since the last collection, as `Deltas`."""
         with self._lock:
-            deltas, self._deltas = self._deltas, Deltas()
+            tallies, self._tallies = self._tallies, {}
+            self._series = set()
+        deltas = Deltas()
+        for judgement, by_status in tallies.items():
+            endpoint, critical, band = judgement.endpoint, judgement.critical, judgement.proximity
+            for status, tally in by_status.items():
+                _absorb(deltas.durations, (endpoint, critical, band, status), tally.durations)
+                tally.db.record_zeros(tally.no_db)
+                _absorb(deltas.db, (endpoint, band), tally.db)
+                for apdex, count in zip(_APDEX_ORDER, tally.apdex, strict=True):
+                    _count(deltas.apdex, (endpoint, band, apdex.value), count)
+                _count(deltas.breaches, (endpoint, critical, band), tally.breaches)
+                _count(deltas.cache, (endpoint, band, "hit"), tally.hits)
+                _count(deltas.cache, (endpoint, band, "miss"), tally.misses)
         return deltas
