@@ -83,7 +83,7 @@ def main() -> None:
     exporter = PerformanceMetricExporter(ConsoleMetricExporter(), recorder=recorder)
     recording, recording_provider = span_loop(recording_processor, exporter.snapshot)
     a, b, c = "(a) SDK + batch", "(b) WeddingSpanProcessor + batch", "(c) (b) + metrics recording"
-    figures = interleaved({a: plain, b: wedding, c: recording}, operations=20_000, rounds=11)
+    figures = interleaved({a: plain, b: wedding, c: recording}, operations=20_000, rounds=21)
     report(
         "span processor: per-span cost",
         list(figures.values()),

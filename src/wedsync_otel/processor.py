@@ -133,7 +133,7 @@ class _EnrichedSpan(ReadableSpan):
 
 
 def enriched_copy(
-    span: ReadableSpan, attributes: dict[str, Any], *, events: Sequence[Event] | None = None
+    span: ReadableSpan, attributes: dict[str, Any], events: Sequence[Event] | None = None
 ) -> ReadableSpan:
     """A copy of ``span`` carrying ``attributes`` instead of its own (and ``events`` added).
 
@@ -216,8 +216,8 @@ def _fallback_route(attrs: Mapping[str, Any]) -> str | None:
     return None
 
 
-_Entry = tuple[Judgement, dict[str, Any]]
-"""A judgement and the attributes every request span under it starts from."""
+_Entry = tuple[Judgement, dict[str, Any], int]
+"""A judgement, the attributes every request span under it starts from, and how many."""
 _Row = dict[Band, tuple[tuple[_Entry, ...], ...]]
 """One endpoint's entries: band -> [saturday][season]."""
 _MAX_ROUTES: Final = 10_000
@@ -242,7 +242,24 @@ def _judgement_table(rules: WeddingRules) -> dict[str, _Row]:
 def _entry(judgement: Judgement) -> _Entry:
     # The duration-dependent keys are present already, so setting them per span replaces a
     # value instead of growing the dict; a span without a usable duration drops them.
-    return judgement, {**judgement.span_attributes, **_EMPTY_ROLLUP, **_PER_SPAN_PLACEHOLDERS}
+    base = {**judgement.span_attributes, **_EMPTY_ROLLUP, **_PER_SPAN_PLACEHOLDERS}
+    return judgement, _with_room(base), len(base)
+
+
+def _with_room(attributes: dict[str, Any]) -> dict[str, Any]:
+    """``attributes`` in a hash table with room for a span's own, so per-span copies never grow.
+
+    `dict.copy` clones the table at its size when at most a third of it was
+    deleted; a table that held half as many keys again (then deleted) is the
+    size a request span's merged attributes need, with no resize per span.
+    """
+    roomy = dict(attributes)
+    spare = [f"\0spare{index}" for index in range(len(attributes) // 2)]  # str: a compact table
+    for key in spare:
+        roomy[key] = None
+    for key in spare:
+        del roomy[key]
+    return roomy
 
 
 _EMPTY_BODY_OPS: Final = frozenset({"RESUME", "NOP", "LOAD_CONST", "RETURN_VALUE", "RETURN_CONST"})
@@ -451,13 +468,13 @@ class WeddingSpanProcessor(SpanProcessor):
             band, days = self.rules.proximity(self._wedding_date(attrs), day)
         else:
             band, days = _UNKNOWN, None
-        judgement, base = row[band][day.saturday][day.season]
+        judgement, base, size = row[band][day.saturday][day.season]
         status_code = attrs.get(HTTP_RESPONSE_STATUS_CODE)
         if status_code.__class__ is not int:
             status_code = _status_code(attrs)
         failed = status_code in _SERVER_ERRORS or span._status._status_code is _ERROR  # noqa: SLF001
         merged = base | attrs  # a clone of base's keys table, then the span's few keys
-        if len(merged) != len(base) + len(attrs):  # the span set some wedding.* itself
+        if len(merged) != size + len(attrs):  # the span set some wedding.* itself
             merged.update(base)
         if start is None or end is None or end < start:
             self._bad_duration((start, end))
@@ -482,12 +499,13 @@ class WeddingSpanProcessor(SpanProcessor):
             merged[WEDDING_DAYS_UNTIL] = days
         if extra:
             merged.update(extra)
-        totals = None
+        totals = events = None
         if self._waiting:  # a request with cache or database work: its totals wait here
             context = span._context  # noqa: SLF001
             totals = self.rollup.pop(0 if context is None else context.trace_id)
-        events = None if totals is None else self._roll_up(merged, totals, duration_ms, end)
-        copy = enriched_copy(span, merged, events=events)
+            if totals is not None:
+                events = self._roll_up(merged, totals, duration_ms, end)
+        copy = enriched_copy(span, merged, events)
         self._enriched += 1
         if self._listeners:
             # tuple.__new__ is what Verdict() calls, minus a Python frame and its defaults.
