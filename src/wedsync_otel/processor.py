@@ -284,8 +284,9 @@ def does_nothing(method: Callable[..., object]) -> bool:
 
 def is_local_root_or_server(span: ReadableSpan) -> bool:
     """Spans that stand for a request: SERVER spans and local roots."""
-    parent = span.parent
-    return span.kind is _SERVER or parent is None or parent.is_remote
+    # The fields behind ReadableSpan.kind and .parent: properties cost a call each.
+    parent = span._parent  # noqa: SLF001
+    return span._kind is _SERVER or parent is None or parent.is_remote  # noqa: SLF001
 
 
 class WeddingSpanProcessor(SpanProcessor):
@@ -356,10 +357,11 @@ class WeddingSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         try:
-            # Cheapest test first: most spans start outside any wedding context.
+            # Cheapest test first: most spans are children (queries, cache calls), and the
+            # fields behind Span.kind and .parent spare a property call each.
             if (
-                self._trust_baggage or wedding_in_context(parent_context)
-            ) and is_local_root_or_server(span):
+                span._kind is _SERVER or (parent := span._parent) is None or parent.is_remote  # noqa: SLF001
+            ) and (self._trust_baggage or wedding_in_context(parent_context)):
                 self._inherit_wedding(span, parent_context)
         except Exception as exc:  # noqa: BLE001 - never raise into the application
             log_internal_error("WeddingSpanProcessor.on_start", exc)
@@ -395,8 +397,7 @@ class WeddingSpanProcessor(SpanProcessor):
             attrs = raw._dict if raw.__class__ is BoundedAttributes else _plain_attributes(span)  # noqa: SLF001
             if CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
                 forwarded = self._with_child_work(span, attrs)
-            # The fields behind ReadableSpan.kind and .parent: properties cost a call each.
-            elif span._kind is _SERVER or (parent := span._parent) is None or parent.is_remote:  # noqa: SLF001
+            elif is_local_root_or_server(span):
                 forwarded = self._enrich(span, attrs, None)
         except Exception as exc:  # noqa: BLE001 - forward the original instead
             log_internal_error("WeddingSpanProcessor.on_end", exc)
@@ -411,14 +412,14 @@ class WeddingSpanProcessor(SpanProcessor):
         if is_local_root_or_server(span):
             return self._enrich(span, attrs, extra)
         if extra:
-            return enriched_copy(span, {**attrs, **extra})
+            return enriched_copy(span, attrs | extra)
         return span
 
     def _child_work(self, span: ReadableSpan, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
         """Roll a cache or database span up into its request; rewrite a query's text."""
-        context = span.context
+        context = span._context  # noqa: SLF001 - the fields, not the properties (a call each)
         trace_id = 0 if context is None else context.trace_id
-        start, end = span.start_time, span.end_time
+        start, end = span._start_time, span._end_time  # noqa: SLF001
         duration_ms = 0.0 if start is None or end is None or end < start else (end - start) / 1e6
         if attr.CACHE_BACKEND in attrs:
             hits, misses = queries.cache_counts(attrs)
@@ -427,24 +428,24 @@ class WeddingSpanProcessor(SpanProcessor):
         system = attrs.get("db.system.name") or attrs.get("db.system")
         if system.__class__ is not str or system in queries.CACHE_SYSTEMS:
             return None
-        found = queries.query(attrs, duration_ms=duration_ms, slow_ms=self._slow_query_ms)
+        fingerprint, statement, rewritten = queries.query(
+            attrs, duration_ms=duration_ms, slow_ms=self._slow_query_ms
+        )
         self.rollup.add_query(
             trace_id,
-            fingerprint=found.fingerprint,
-            statement=found.statement,
+            fingerprint=fingerprint,
+            statement=statement,
             duration_ms=duration_ms,
             slow=duration_ms > self._slow_query_ms,
         )
         for observer in self._query_observers:
             try:
                 observer.observe(
-                    fingerprint=found.fingerprint,
-                    statement=found.statement,
-                    duration_ms=duration_ms,
+                    fingerprint=fingerprint, statement=statement, duration_ms=duration_ms
                 )
             except Exception as exc:  # noqa: BLE001 - an observer never breaks the request
                 log_internal_error("a query observer", exc)
-        return found.attributes
+        return rewritten
 
     def _enrich(  # noqa: PLR0912, PLR0915 - the hot path, kept flat for speed
         self, span: ReadableSpan, attrs: dict[str, Any], extra: dict[str, Any] | None

@@ -91,7 +91,7 @@ class RollupStore:
     def add_cache(self, trace_id: int, *, hits: int, misses: int, duration_ms: float) -> None:
         """Count one cache operation of a request."""
         with self._lock:
-            totals = self._entry(trace_id)
+            totals = self._totals.get(trace_id) or self._entry(trace_id)
             totals.cache_hits += hits
             totals.cache_misses += misses
             totals.cache_ms += duration_ms
@@ -101,7 +101,7 @@ class RollupStore:
     ) -> None:
         """Count one database query of a request."""
         with self._lock:
-            totals = self._entry(trace_id)
+            totals = self._totals.get(trace_id) or self._entry(trace_id)
             totals.db_queries += 1
             totals.db_ms += duration_ms
             totals.db_slow += slow

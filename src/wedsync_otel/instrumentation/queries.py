@@ -30,6 +30,8 @@ class Query(NamedTuple):
     """What the forwarded copy carries instead of the raw text, plus fingerprint and slow flag."""
 
 
+_new_query = tuple.__new__
+
 _RAW_CACHE_PREFIXES: Final = ("redis.search.",)
 """Contrib Redis attributes holding raw request text (FT.SEARCH queries and documents)."""
 
@@ -100,4 +102,4 @@ def query(
         extra["db.query.text"] = statement
     if "db.statement" in attrs:
         extra["db.statement"] = statement
-    return Query(shape, statement, extra)
+    return _new_query(Query, (shape, statement, extra))  # Query() minus a Python frame
