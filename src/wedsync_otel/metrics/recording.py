@@ -134,12 +134,16 @@ class WeddingRecorder:
         self.dropped_series = 0
         """Measurements dropped because a metric already had ``max_series`` attribute sets."""
 
-    def __call__(self, span: ReadableSpan, verdict: Verdict) -> None:
-        """Record one judged span (the `WeddingSpanProcessor` listener signature)."""
-        self.record(verdict)
-
     def record(self, verdict: Verdict) -> None:
         """Add one request's measurements to the current tallies."""
+        self(None, verdict)
+
+    def __call__(self, span: ReadableSpan | None, verdict: Verdict) -> None:
+        """Record one judged span (the `WeddingSpanProcessor` listener signature).
+
+        The work is here rather than in `record`: the processor calls this once
+        per request, and a delegating call would cost a frame each time.
+        """
         judgement, _, duration_ms, apdex, failed, status_code, hits, misses, db_ms = verdict
         if not 0.0 <= duration_ms <= MAX_DURATION_MS:  # NaN fails both comparisons
             self.rejected_durations += 1
