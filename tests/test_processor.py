@@ -23,7 +23,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from helpers import SATURDAY, TUESDAY, FakeClock, Pipeline
 from wedsync_otel import WeddingConfig, WeddingSpanProcessor
 from wedsync_otel import attributes as attr
-from wedsync_otel.processor import COPIED_FIELDS, does_nothing, enriched_copy
+from wedsync_otel._span_copy import COPIED_FIELDS, enriched_copy
+from wedsync_otel.processor import does_nothing
 from wedsync_otel.rules import Verdict
 
 MS = 1_000_000

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import dis
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any, Final, Protocol
@@ -34,6 +34,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from wedsync_otel import attributes as attr
 from wedsync_otel._bounded import BoundedDict
 from wedsync_otel._safety import RateLimitedWarning, log_internal_error, logger
+from wedsync_otel._span_copy import enriched_copy
 from wedsync_otel.attributes import (
     CACHE_BACKEND,
     ROLLUP_APP_DURATION_MS,
@@ -118,66 +119,7 @@ class ProcessorStats:
     requests_overflowed: int
 
 
-_new_span = object.__new__
 _new_tuple = tuple.__new__
-
-
-class _EnrichedSpan(ReadableSpan):
-    """A `ReadableSpan` copy with more attributes; keeps the original's dropped count."""
-
-    _dropped_attributes = 0  # the common case; set on the copy only when the SDK dropped some
-
-    @property
-    def dropped_attributes(self) -> int:
-        return self._dropped_attributes
-
-
-def enriched_copy(
-    span: ReadableSpan, attributes: dict[str, Any], events: Sequence[Event] | None = None
-) -> ReadableSpan:
-    """A copy of ``span`` carrying ``attributes`` instead of its own (and ``events`` added).
-
-    Sets the fields `ReadableSpan.__init__` sets, one by one: cheaper than the constructor
-    or a copy of the instance dictionary, and the copy keeps its values inline (no
-    dictionary object for the garbage collector). tests/test_processor.py checks the list
-    against the SDK's constructor and every public property against the original.
-    """
-    copy = _new_span(_EnrichedSpan)
-    copy._name = span._name  # noqa: SLF001 - the fields behind ReadableSpan's properties
-    copy._context = span._context  # noqa: SLF001
-    copy._kind = span._kind  # noqa: SLF001
-    copy._instrumentation_info = span._instrumentation_info  # noqa: SLF001
-    copy._instrumentation_scope = span._instrumentation_scope  # noqa: SLF001
-    copy._parent = span._parent  # noqa: SLF001
-    copy._start_time = span._start_time  # noqa: SLF001
-    copy._end_time = span._end_time  # noqa: SLF001
-    copy._attributes = attributes  # noqa: SLF001
-    copy._events = (*span._events, *events) if events else span._events  # noqa: SLF001
-    copy._links = span._links  # noqa: SLF001
-    copy._resource = span._resource  # noqa: SLF001
-    copy._status = span._status  # noqa: SLF001
-    raw = span._attributes  # noqa: SLF001
-    if raw.__class__ is BoundedAttributes and raw.dropped:
-        copy._dropped_attributes = raw.dropped  # noqa: SLF001
-    return copy
-
-
-COPIED_FIELDS: Final = (
-    "_name",
-    "_context",
-    "_kind",
-    "_instrumentation_info",
-    "_instrumentation_scope",
-    "_parent",
-    "_start_time",
-    "_end_time",
-    "_attributes",
-    "_events",
-    "_links",
-    "_resource",
-    "_status",
-)
-"""The instance fields `ReadableSpan.__init__` sets, which `enriched_copy` copies."""
 
 
 def _plain_attributes(span: ReadableSpan) -> dict[str, Any]:
@@ -397,7 +339,8 @@ class WeddingSpanProcessor(SpanProcessor):
             attrs = raw._dict if raw.__class__ is BoundedAttributes else _plain_attributes(span)  # noqa: SLF001
             if CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
                 forwarded = self._with_child_work(span, attrs)
-            elif is_local_root_or_server(span):
+            # is_local_root_or_server, inline: a call per span is a frame per span.
+            elif span._kind is _SERVER or (parent := span._parent) is None or parent.is_remote:  # noqa: SLF001
                 forwarded = self._enrich(span, attrs, None)
         except Exception as exc:  # noqa: BLE001 - forward the original instead
             log_internal_error("WeddingSpanProcessor.on_end", exc)

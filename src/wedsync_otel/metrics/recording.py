@@ -2,9 +2,10 @@
 
 Two SDK instrument calls per span would cost about 0.7x a whole span, so the
 processor's verdict listener adds each duration to a compact exponential
-histogram keyed by a small tuple, and bumps two counters. The lock is held
-only to increment; `collect` swaps the accumulated deltas out under it and
-everything else (merging, building data points) happens after.
+histogram in a tally per judgement and status class, and bumps its counters.
+The lock is held only to increment; `collect` swaps the tallies out under it,
+and everything else (adding them up into tuple-keyed `Deltas`, building data
+points) happens after.
 """
 
 from __future__ import annotations
