@@ -322,10 +322,10 @@ class WeddingSpanProcessor(SpanProcessor):
         if wedding_id is None and wedding_date is None:
             return
         existing = span.attributes or {}
-        if wedding_id is not None and attr.WEDDING_ID not in existing:
-            span.set_attribute(attr.WEDDING_ID, wedding_id)
-        if wedding_date is not None and attr.WEDDING_DATE not in existing:
-            span.set_attribute(attr.WEDDING_DATE, wedding_date)
+        if wedding_id is not None and WEDDING_ID not in existing:
+            span.set_attribute(WEDDING_ID, wedding_id)
+        if wedding_date is not None and WEDDING_DATE not in existing:
+            span.set_attribute(WEDDING_DATE, wedding_date)
 
     def _on_ending(self, span: Span) -> None:
         if self._forward_on_ending:
@@ -455,21 +455,14 @@ class WeddingSpanProcessor(SpanProcessor):
         self._enriched += 1
         if self._listeners:
             # tuple.__new__ is what Verdict() calls, minus a Python frame and its defaults.
+            hits, misses, db_ms = (
+                (0, 0, 0.0)
+                if totals is None
+                else (totals.cache_hits, totals.cache_misses, totals.db_ms)
+            )
             verdict = _new_tuple(
                 Verdict,
-                (judgement, days, duration_ms, apdex, failed, status_code, 0, 0, 0.0)
-                if totals is None
-                else (
-                    judgement,
-                    days,
-                    duration_ms,
-                    apdex,
-                    failed,
-                    status_code,
-                    totals.cache_hits,
-                    totals.cache_misses,
-                    totals.db_ms,
-                ),
+                (judgement, days, duration_ms, apdex, failed, status_code, hits, misses, db_ms),
             )
             for listener in self._listeners:
                 try:
@@ -538,13 +531,13 @@ class WeddingSpanProcessor(SpanProcessor):
         return end_ns or 0
 
     def _wedding_date(self, attrs: Mapping[str, Any]) -> dt.date | None:
-        raw = attrs.get(attr.WEDDING_DATE)
+        raw = attrs.get(WEDDING_DATE)
         if raw is not None:
             date = parse_wedding_date(raw)
             if date is None:
                 self._bad_date(raw if not isinstance(raw, str) else raw[:40])
             return date
-        wedding_id = attrs.get(attr.WEDDING_ID)
+        wedding_id = attrs.get(WEDDING_ID)
         if wedding_id is None:
             return None
         key = wedding_id_text(wedding_id)

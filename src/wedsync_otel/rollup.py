@@ -68,11 +68,8 @@ class RollupStore:
     def __len__(self) -> int:
         return len(self._totals)
 
-    def _entry(self, trace_id: int) -> RequestTotals:
-        """The totals of ``trace_id``, created if new; call with the lock held."""
-        totals = self._totals.get(trace_id)
-        if totals is not None:
-            return totals
+    def _new_entry(self, trace_id: int) -> RequestTotals:
+        """Fresh totals for ``trace_id``, making room first; call with the lock held."""
         now = self._clock()
         store = self._totals
         while store:
@@ -91,7 +88,7 @@ class RollupStore:
     def add_cache(self, trace_id: int, *, hits: int, misses: int, duration_ms: float) -> None:
         """Count one cache operation of a request."""
         with self._lock:
-            totals = self._totals.get(trace_id) or self._entry(trace_id)
+            totals = self._totals.get(trace_id) or self._new_entry(trace_id)
             totals.cache_hits += hits
             totals.cache_misses += misses
             totals.cache_ms += duration_ms
@@ -101,7 +98,7 @@ class RollupStore:
     ) -> None:
         """Count one database query of a request."""
         with self._lock:
-            totals = self._totals.get(trace_id) or self._entry(trace_id)
+            totals = self._totals.get(trace_id) or self._new_entry(trace_id)
             totals.db_queries += 1
             totals.db_ms += duration_ms
             totals.db_slow += slow

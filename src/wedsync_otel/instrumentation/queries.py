@@ -30,7 +30,7 @@ class Query(NamedTuple):
     """What the forwarded copy carries instead of the raw text, plus fingerprint and slow flag."""
 
 
-_new_query = tuple.__new__
+_new_tuple = tuple.__new__
 
 _RAW_CACHE_PREFIXES: Final = ("redis.search.",)
 """Contrib Redis attributes holding raw request text (FT.SEARCH queries and documents)."""
@@ -102,4 +102,4 @@ def query(
         extra["db.query.text"] = statement
     if "db.statement" in attrs:
         extra["db.statement"] = statement
-    return _new_query(Query, (shape, statement, extra))  # Query() minus a Python frame
+    return _new_tuple(Query, (shape, statement, extra))  # Query() minus a Python frame

@@ -70,11 +70,7 @@ _K = TypeVar("_K", bound=Hashable)
 
 def _add_buckets(into: dict[_K, ExponentialBuckets], more: Mapping[_K, ExponentialBuckets]) -> None:
     for key, buckets in more.items():
-        existing = into.get(key)
-        if existing is None:
-            into[key] = buckets.copy()
-        else:
-            existing.merge(buckets)
+        _absorb(into, key, buckets if key in into else buckets.copy())  # ``more`` keeps its own
 
 
 def _add_counts(into: dict[_K, int], more: Mapping[_K, int]) -> None:
