@@ -53,6 +53,7 @@ test: lint typecheck prometheus-tools unit test-viewer
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_processor.py
+	$(BIN)/python benchmarks/bench_scrub.py
 	$(BIN)/python benchmarks/bench_instructions.py
 	$(BIN)/python benchmarks/bench_quantiles.py
 	$(BIN)/python benchmarks/bench_instrumentation.py

@@ -8,10 +8,11 @@ directly instead of running the constructor.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import Link, Status
 
 _new_span = object.__new__
 
@@ -27,9 +28,15 @@ class _EnrichedSpan(ReadableSpan):
 
 
 def enriched_copy(
-    span: ReadableSpan, attributes: dict[str, Any], events: Sequence[Event] | None = None
+    span: ReadableSpan,
+    attributes: dict[str, Any],
+    events: Sequence[Event] | None = None,
+    *,
+    scrubbed: Scrubbed | None = None,
 ) -> ReadableSpan:
     """A copy of ``span`` carrying ``attributes`` instead of its own (and ``events`` added).
+
+    ``scrubbed`` replaces the name, events, status or links the scrubber rewrote.
 
     Sets the fields `ReadableSpan.__init__` sets, one by one: cheaper than the constructor
     or a copy of the instance dictionary, and the copy keeps its values inline (no
@@ -50,10 +57,38 @@ def enriched_copy(
     copy._links = span._links  # noqa: SLF001
     copy._resource = span._resource  # noqa: SLF001
     copy._status = span._status  # noqa: SLF001
+    if scrubbed is not None:
+        _apply(copy, scrubbed, events)
     raw = span._attributes  # noqa: SLF001
     if raw.__class__ is BoundedAttributes and raw.dropped:
         copy._dropped_attributes = raw.dropped  # noqa: SLF001
     return copy
+
+
+class Scrubbed(NamedTuple):
+    """The fields of a span other than its attributes as they may be exported; None: unchanged."""
+
+    name: str | None
+    events: tuple[Event, ...] | None
+    status: Status | None
+    links: tuple[Link, ...] | None
+
+
+def _apply(copy: ReadableSpan, scrubbed: Scrubbed, added: Sequence[Event] | None) -> None:
+    if scrubbed.name is not None:
+        copy._name = scrubbed.name  # noqa: SLF001
+    if scrubbed.events is not None:
+        copy._events = (*scrubbed.events, *added) if added else scrubbed.events  # noqa: SLF001
+    if scrubbed.status is not None:
+        copy._status = scrubbed.status  # noqa: SLF001
+    if scrubbed.links is not None:
+        copy._links = scrubbed.links  # noqa: SLF001
+
+
+def rescrubbed(copy: ReadableSpan, original: ReadableSpan, scrubbed: Scrubbed) -> None:
+    """Apply ``scrubbed`` to a copy `enriched_copy` made of ``original`` (events it added kept)."""
+    added = tuple(copy._events)[len(original._events) :]  # noqa: SLF001
+    _apply(copy, scrubbed, added)
 
 
 COPIED_FIELDS: Final = (

@@ -32,7 +32,9 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
 
 from wedsync_otel.config import WeddingConfig, load_config
+from wedsync_otel.instrumentation.operation_names import protect_operation_names
 from wedsync_otel.metrics import PerformanceMetricExporter, WeddingRecorder
+from wedsync_otel.metrics.self_metrics import register_self_metrics
 from wedsync_otel.processor import WeddingSpanProcessor
 
 logger = logging.getLogger("wedsync_otel")
@@ -56,12 +58,14 @@ def install(config: WeddingConfig | None = None) -> WeddingSpanProcessor | None:
             logger.warning("wedsync-otel: no SDK TracerProvider installed; nothing to enrich")
             return None
         effective = config if config is not None else load_config()
+        protect_operation_names()  # the contrib's DB metrics: no literal as db.operation.name
         recorder = WeddingRecorder()
         processor = _front_span_processors(provider, effective)
         processor.add_verdict_listener(recorder)
         meter_provider = metrics.get_meter_provider()
         if isinstance(meter_provider, MeterProvider):
             _wrap_metric_exporters(meter_provider, effective, recorder)
+            register_self_metrics(meter_provider, processor, recorder)
         _installed = processor
         return processor
 

@@ -23,6 +23,7 @@ from typing import Any, Final
 from wedsync_otel.calendar import Band
 from wedsync_otel.catalogue import OTHER, EndpointSpec, pattern_problem, pattern_shape
 from wedsync_otel.errors import ConfigError
+from wedsync_otel.privacy.scrubber import PrivacyPolicy
 
 CONFIG_FILE_ENV: Final = "WEDSYNC_OTEL_CONFIG"
 """Environment variable naming a TOML config file for `configure()`."""
@@ -109,6 +110,7 @@ class WeddingConfig:
     trust_secret: str | None = field(default=None, repr=False)
     bands: BandMultipliers = field(default_factory=BandMultipliers)
     endpoints: tuple[EndpointSpec, ...] = DEFAULT_ENDPOINTS
+    privacy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
 
     def __post_init__(self) -> None:
         _check_timezone("timezone", self.timezone)
@@ -128,6 +130,7 @@ class WeddingConfig:
         for band in Band:
             _check_positive(f"bands.{band.value}", self.bands.for_band(band))
         _check_endpoints(self.endpoints)
+        _check_privacy(self.privacy)
 
     @classmethod
     def default(cls) -> WeddingConfig:
@@ -261,7 +264,27 @@ SETTINGS: Final = (
 """Every scalar setting, declared once."""
 
 _SETTING_BY_KEY: Final = {s.key: s for s in SETTINGS}
-_TABLE_KEYS: Final = frozenset({"bands", "endpoints"})
+_TABLE_KEYS: Final = frozenset({"bands", "endpoints", "privacy"})
+
+PRIVACY_SETTINGS: Final = (
+    Setting("allow_keys", "WEDSYNC_OTEL_PRIVACY_ALLOW_KEYS", _file_strings, _env_strings),
+    Setting("allow_values", "WEDSYNC_OTEL_PRIVACY_ALLOW_VALUES", _file_strings, _env_strings),
+    Setting("sensitive_keys", "WEDSYNC_OTEL_PRIVACY_SENSITIVE_KEYS", _file_strings, _env_strings),
+    Setting(
+        "keep_query_params", "WEDSYNC_OTEL_PRIVACY_KEEP_QUERY_PARAMS", _file_strings, _env_strings
+    ),
+    Setting("hash_secret", "WEDSYNC_OTEL_PRIVACY_HASH_SECRET", _file_str, _env_str),
+    Setting("wedding_id_pattern", "WEDSYNC_OTEL_PRIVACY_WEDDING_ID_PATTERN", _file_str, _env_str),
+    Setting(
+        "cache_namespaces", "WEDSYNC_OTEL_PRIVACY_CACHE_NAMESPACES", _file_strings, _env_strings
+    ),
+)
+"""The ``[privacy]`` table's settings (`PrivacyPolicy`), declared once like `SETTINGS`."""
+
+_PRIVACY_SETTING_BY_KEY: Final = {s.key: s for s in PRIVACY_SETTINGS}
+_PRIVACY_SETS: Final = frozenset(
+    {"allow_keys", "allow_values", "keep_query_params", "cache_namespaces"}
+)
 
 
 def load_config(
@@ -283,7 +306,44 @@ def load_config(
         text = env.get(setting.env)
         if text is not None and text.strip():
             fields[setting.key] = setting.from_env(setting.env, text)
+    privacy = _privacy_from_env(env)
+    if privacy:
+        base = fields.get("privacy", PrivacyPolicy())
+        fields["privacy"] = dataclasses.replace(base, **privacy)
     return WeddingConfig(**fields)
+
+
+def _privacy_value(key: str, value: object) -> object:
+    if key in _PRIVACY_SETS:
+        return frozenset(value)  # type: ignore[call-overload]
+    return value
+
+
+def _privacy_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for setting in PRIVACY_SETTINGS:
+        text = env.get(setting.env)
+        if text is not None and text.strip():
+            found[setting.key] = _privacy_value(setting.key, setting.from_env(setting.env, text))
+    return found
+
+
+def _privacy_from_file(value: object) -> PrivacyPolicy:
+    if not isinstance(value, Mapping):
+        raise ConfigError("privacy", "must be a table of privacy settings")
+    found: dict[str, Any] = {}
+    for key, item in value.items():
+        setting = _PRIVACY_SETTING_BY_KEY.get(key)
+        if setting is None:
+            known = ", ".join(sorted(_PRIVACY_SETTING_BY_KEY))
+            raise ConfigError(f"privacy.{key}", f"unknown key (known: {known})")
+        if key == "hash_secret":
+            raise ConfigError(
+                "privacy.hash_secret",
+                "set it through WEDSYNC_OTEL_PRIVACY_HASH_SECRET, not in a file",
+            )
+        found[key] = _privacy_value(key, setting.from_file(f"privacy.{key}", item))
+    return PrivacyPolicy(**found)
 
 
 def _read_toml(path: Path) -> Mapping[str, Any]:
@@ -313,6 +373,8 @@ def _fields_from_file(data: Mapping[str, Any]) -> dict[str, Any]:
             fields["bands"] = _bands_from_file(value)
         elif key == "endpoints":
             fields["endpoints"] = _endpoints_from_file(value)
+        elif key == "privacy":
+            fields["privacy"] = _privacy_from_file(value)
         else:
             known = ", ".join(sorted([*_SETTING_BY_KEY, *_TABLE_KEYS]))
             raise ConfigError(key, f"unknown key (known keys: {known})")
@@ -359,6 +421,22 @@ def _endpoints_from_file(value: object) -> tuple[EndpointSpec, ...]:
             )
         )
     return tuple(specs)
+
+
+def _check_privacy(policy: object) -> None:
+    if not isinstance(policy, PrivacyPolicy):
+        raise ConfigError("privacy", f"must be a PrivacyPolicy, got {policy!r}")
+    try:
+        re.compile(policy.wedding_id_pattern)
+    except re.error as exc:
+        raise ConfigError(
+            "privacy.wedding_id_pattern", f"not a regular expression ({exc})"
+        ) from None
+    if policy.hash_secret is not None and len(policy.hash_secret) < 16:
+        raise ConfigError("privacy.hash_secret", "must be at least 16 characters")
+    for name in policy.cache_namespaces:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ConfigError("privacy.cache_namespaces", f"{name!r} is not a key namespace")
 
 
 def _check_bool(key: str, value: object) -> None:

@@ -24,6 +24,7 @@ from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_STATUS_CODE,
     HTTP_TARGET,
 )
+from opentelemetry.semconv.attributes.db_attributes import DB_QUERY_SUMMARY
 from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_RESPONSE_STATUS_CODE,
     HTTP_ROUTE,
@@ -34,7 +35,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from wedsync_otel import attributes as attr
 from wedsync_otel._bounded import BoundedDict
 from wedsync_otel._safety import RateLimitedWarning, log_internal_error, logger
-from wedsync_otel._span_copy import enriched_copy
+from wedsync_otel._span_copy import enriched_copy, rescrubbed
 from wedsync_otel.attributes import (
     CACHE_BACKEND,
     ROLLUP_APP_DURATION_MS,
@@ -55,8 +56,10 @@ from wedsync_otel.context import (
     wedding_in_context,
 )
 from wedsync_otel.instrumentation import queries
+from wedsync_otel.privacy.scrubber import Scrubber
 from wedsync_otel.rollup import RequestTotals, RollupStore
 from wedsync_otel.rules import Judgement, Verdict, WeddingRules
+from wedsync_otel.span_privacy import scrub_fields
 
 _APDEX_TEXT = {apdex: apdex.value for apdex in ApdexClass}
 # Enum member lookups go through the metaclass: read them once.
@@ -273,6 +276,9 @@ class WeddingSpanProcessor(SpanProcessor):
         self._slow_query_ms = self.config.slow_query_ms
         self._enriched = 0
         self._downstream_errors = 0
+        self.scrubber = Scrubber(self.config.privacy)
+        """Applied to every field of every span this processor forwards."""
+        self._scrub_attributes = self.scrubber.attributes
 
     @property
     def downstream(self) -> SpanProcessor:
@@ -339,11 +345,20 @@ class WeddingSpanProcessor(SpanProcessor):
         try:
             raw = span._attributes  # noqa: SLF001 - read-only; see _plain_attributes
             attrs = raw._dict if raw.__class__ is BoundedAttributes else _plain_attributes(span)  # noqa: SLF001
+            # Judged on what the application set; exported as the scrubber lets it go.
+            clean = self._scrub_attributes(attrs)
+            exported = attrs if clean is None else clean
             if CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
-                forwarded = self._with_child_work(span, attrs)
+                forwarded = self._with_child_work(span, attrs, exported)
             # is_local_root_or_server, inline: a call per span is a frame per span.
             elif span._kind is _SERVER or (parent := span._parent) is None or parent.is_remote:  # noqa: SLF001
-                forwarded = self._enrich(span, attrs, None)
+                forwarded = self._enrich(span, attrs, None, exported)
+            fields = scrub_fields(self.scrubber, span, attrs)
+            if forwarded is span:
+                if fields is not None or exported is not attrs:
+                    forwarded = enriched_copy(span, exported, scrubbed=fields)
+            elif fields is not None:
+                rescrubbed(forwarded, span, fields)  # our own fresh copy: nobody else holds it
         except Exception as exc:  # noqa: BLE001 - forward the original instead
             log_internal_error("WeddingSpanProcessor.on_end", exc)
         try:
@@ -351,14 +366,16 @@ class WeddingSpanProcessor(SpanProcessor):
         except Exception as exc:  # noqa: BLE001
             self._downstream_failed("on_end", exc)
 
-    def _with_child_work(self, span: ReadableSpan, attrs: dict[str, Any]) -> ReadableSpan:
+    def _with_child_work(
+        self, span: ReadableSpan, attrs: dict[str, Any], exported: dict[str, Any]
+    ) -> ReadableSpan:
         """A cache or database span: rolled up, its text rewritten; enriched if it is a root."""
         extra = self._child_work(span, attrs)
         if is_local_root_or_server(span):
-            return self._enrich(span, attrs, extra)
+            return self._enrich(span, attrs, extra, exported)
         if extra:
-            return enriched_copy(span, attrs | extra)
-        return span
+            return enriched_copy(span, exported | extra)
+        return span if exported is attrs else enriched_copy(span, exported)
 
     def _child_work(self, span: ReadableSpan, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
         """Roll a cache or database span up into its request; rewrite a query's text."""
@@ -369,13 +386,16 @@ class WeddingSpanProcessor(SpanProcessor):
         if attr.CACHE_BACKEND in attrs:
             hits, misses = queries.cache_counts(attrs)
             self.rollup.add_cache(trace_id, hits=hits, misses=misses, duration_ms=duration_ms)
-            return queries.redacted_cache_attributes(attrs)
+            return None
         system = attrs.get("db.system.name") or attrs.get("db.system")
         if system.__class__ is not str or system in queries.CACHE_SYSTEMS:
             return None
         fingerprint, statement, rewritten = queries.query(
             attrs, duration_ms=duration_ms, slow_ms=self._slow_query_ms
         )
+        raw = attrs.get("db.query.text") or attrs.get("db.statement")
+        if raw.__class__ is str and DB_QUERY_SUMMARY not in attrs:
+            rewritten[DB_QUERY_SUMMARY] = self.scrubber.summary(raw, system.lower())
         self.rollup.add_query(
             trace_id,
             fingerprint=fingerprint,
@@ -393,7 +413,11 @@ class WeddingSpanProcessor(SpanProcessor):
         return rewritten
 
     def _enrich(  # noqa: PLR0912, PLR0915 - the hot path, kept flat for speed
-        self, span: ReadableSpan, attrs: dict[str, Any], extra: dict[str, Any] | None
+        self,
+        span: ReadableSpan,
+        attrs: dict[str, Any],
+        extra: dict[str, Any] | None,
+        exported: dict[str, Any],
     ) -> ReadableSpan:
         """The verdict on one request span, written onto its copy (the hot path: kept flat)."""
         route = attrs.get(HTTP_ROUTE)
@@ -419,8 +443,8 @@ class WeddingSpanProcessor(SpanProcessor):
         if status_code.__class__ is not int:
             status_code = _status_code(attrs)
         failed = status_code in _SERVER_ERRORS or span._status._status_code is _ERROR  # noqa: SLF001
-        merged = base | attrs  # a clone of base's keys table, then the span's few keys
-        if len(merged) != size + len(attrs):  # the span set some wedding.* itself
+        merged = base | exported  # a clone of base's keys table, then the span's few keys
+        if len(merged) != size + len(exported):  # the span set some wedding.* itself
             merged.update(base)
         if start is None or end is None or end < start:
             self._bad_duration((start, end))

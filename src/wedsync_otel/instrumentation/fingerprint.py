@@ -14,56 +14,36 @@ import hashlib
 import re
 from typing import Final
 
+from wedsync_otel.privacy.sql import COMMENT, LITERAL, PARAM, SPACE, WORD, tokenize
+
 MAX_QUERY_CHARS: Final = 8192
 """Longer statements are cut before sanitising; the cut is marked with ``...``."""
 
-_TOKENS = re.compile(
-    r"""
-      (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
-    | (?P<string>[EeBbXxNn]?'(?:[^']|'')*(?:'|\Z))
-    | (?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?(?:\$(?P=tag)\$|\Z))
-    | (?P<quoted>"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\])
-    | (?P<param>\?|%s|%\(\w+\)s|\$\d+|(?<![:\w]):[A-Za-z_]\w*)
-    | (?P<number>(?<![\w.])[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w.]))
-    | (?P<bool>\b(?:TRUE|FALSE|true|false|True|False)\b)
-    | (?P<space>\s+)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")
-_ROWS = re.compile(r"(\(\?\))(?:\s*,\s*\(\?\))+")
+_HOLES: Final = frozenset({LITERAL, PARAM})
+_GAPS: Final = frozenset({SPACE, COMMENT})
+_BOOLEANS: Final = frozenset({"TRUE", "FALSE"})
+# Possessive, on text whose whitespace is already single spaces: nothing is re-scanned.
+_LIST = re.compile(r"\( ?\?(?: ?, ?\?)++ ?\)")
+_ROWS = re.compile(r"(\(\?\))(?: ?, ?\(\?\))++")
 
 
 def sanitize(statement: str) -> str:
-    """The statement with every literal and placeholder as ``?`` and IN-lists collapsed."""
-    text = statement[:MAX_QUERY_CHARS]
+    """The statement with every literal and placeholder as ``?`` and IN-lists collapsed.
+
+    Built on the one SQL lexer (`wedsync_otel.privacy.sql`), so what counts as
+    a literal here is exactly what the exported ``db.query.text`` redacts.
+    """
     parts: list[str] = []
-    for match in _TOKENS.finditer(text):
-        kind = match.lastgroup
-        if kind == "comment":
-            parts.append(" ")
-        elif kind in {"string", "dollar", "param", "number", "bool"}:
+    for kind, value in tokenize(statement[:MAX_QUERY_CHARS]):
+        if kind in _HOLES or (kind == WORD and value.upper() in _BOOLEANS):
             parts.append("?")
-        elif kind == "space":
+        elif kind in _GAPS:
             parts.append(" ")
         else:
-            parts.append(match.group())
-    # finditer only yields the tokens above; keep what lies between them.
-    rebuilt = _rebuild(text, parts)
-    collapsed = _ROWS.sub(r"\1", _LIST.sub("(?)", rebuilt))
-    result = " ".join(collapsed.split())
-    return result + " ..." if len(statement) > MAX_QUERY_CHARS else result
-
-
-def _rebuild(text: str, replacements: list[str]) -> str:
-    out: list[str] = []
-    position = 0
-    for match, replacement in zip(_TOKENS.finditer(text), replacements, strict=True):
-        out.append(text[position : match.start()])
-        out.append(replacement)
-        position = match.end()
-    out.append(text[position:])
-    return "".join(out)
+            parts.append(value)
+    shape = " ".join("".join(parts).split())
+    collapsed = _ROWS.sub(r"\1", _LIST.sub("(?)", shape))
+    return collapsed + " ..." if len(statement) > MAX_QUERY_CHARS else collapsed
 
 
 def fingerprint(statement: str) -> str:

@@ -14,6 +14,8 @@ from typing import Any, Final
 
 from opentelemetry.trace import TracerProvider
 
+from wedsync_otel.instrumentation.operation_names import protect_operation_names
+
 _lock = threading.Lock()
 _instrumented: set[str] = set()
 
@@ -28,6 +30,7 @@ def _contrib(
 ) -> Callable[[TracerProvider | None], None]:
     def run(tracer_provider: TracerProvider | None) -> None:
         instrumentor = getattr(importlib.import_module(module), class_name)()
+        protect_operation_names()
         instrumentor.instrument(tracer_provider=tracer_provider, **options)
 
     return run

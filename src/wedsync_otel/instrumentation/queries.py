@@ -2,10 +2,10 @@
 
 The contrib dbapi, sqlite3 and psycopg instrumentations have no hooks and
 export raw SQL with its literals (open-telemetry/opentelemetry-python-contrib
-#1376, #1543, #2003), so the span processor rewrites their query text in
-the copy it forwards. Old and stable names are both read, and whichever the
-span carries is rewritten (``OTEL_SEMCONV_STABILITY_OPT_IN`` decides which
-the contrib writes).
+#1376, #1543, #2003); the span processor's scrubber rewrites their query
+text in the copy it forwards, and this module gives the roll-up its
+fingerprint. Old and stable names are both read (``OTEL_SEMCONV_STABILITY_OPT_IN``
+decides which the contrib writes).
 """
 
 from __future__ import annotations
@@ -27,19 +27,11 @@ class Query(NamedTuple):
     statement: str
     """Sanitised: every literal and placeholder is ``?``."""
     attributes: dict[str, Any]
-    """What the forwarded copy carries instead of the raw text, plus fingerprint and slow flag."""
+    """What the forwarded copy adds: the fingerprint and the slow flag (the scrubber rewrites
+    the text itself)."""
 
 
 _new_tuple = tuple.__new__
-
-_RAW_CACHE_PREFIXES: Final = ("redis.search.",)
-"""Contrib Redis attributes holding raw request text (FT.SEARCH queries and documents)."""
-
-
-def redacted_cache_attributes(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Replacements for cache-span attributes that carry raw query text, if any."""
-    found = {key: "?" for key in attrs if key.startswith(_RAW_CACHE_PREFIXES)}
-    return found or None
 
 
 def cache_counts(attrs: Mapping[str, Any]) -> tuple[int, int]:
@@ -98,8 +90,4 @@ def query(
     extra: dict[str, Any] = {attr.DB_QUERY_SLOW: duration_ms > slow_ms}
     if shape:
         extra[attr.DB_FINGERPRINT] = shape
-    if "db.query.text" in attrs:
-        extra["db.query.text"] = statement
-    if "db.statement" in attrs:
-        extra["db.statement"] = statement
     return _new_tuple(Query, (shape, statement, extra))  # Query() minus a Python frame

@@ -18,12 +18,14 @@ from wedsync_otel.processor import WeddingSpanProcessor
 
 DROPPED: Final = "wedsync.telemetry.dropped"
 """Counter of inputs the telemetry could not use, by ``reason``."""
+REDACTED: Final = "wedsync.telemetry.redacted"
+"""Counter of values the scrubber redacted or rewrote before export, by ``reason``."""
 
 
 def register_self_metrics(
     meter_provider: MeterProvider, processor: WeddingSpanProcessor, recorder: WeddingRecorder
 ) -> None:
-    """Register the ``wedsync.telemetry.dropped`` counter on ``meter_provider``."""
+    """Register the ``wedsync.telemetry.dropped`` and ``.redacted`` counters."""
 
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         stats = processor.stats()
@@ -37,10 +39,20 @@ def register_self_metrics(
         ):
             yield Observation(value, {"reason": reason})
 
+    def observe_redactions(options: CallbackOptions) -> Iterable[Observation]:
+        for reason, value in sorted(processor.scrubber.counts().items()):
+            yield Observation(value, {"reason": reason})
+
     meter = meter_provider.get_meter("wedsync_otel")
     meter.create_observable_counter(
         DROPPED,
         callbacks=[observe],
         unit="{item}",
         description="Inputs wedsync-otel dropped or ignored, by reason",
+    )
+    meter.create_observable_counter(
+        REDACTED,
+        callbacks=[observe_redactions],
+        unit="{value}",
+        description="Values wedsync-otel redacted or rewrote before export, by reason",
     )

@@ -1,0 +1,1 @@
+"""Scrubbing of personal data and secrets from telemetry: pure, standard library only."""
