@@ -24,6 +24,21 @@ CONTAINER_COMMANDS: Final = frozenset(
 )  # fmt: skip
 """Commands whose second word is a subcommand, not a key."""
 
+SUBCOMMANDS: Final = frozenset(
+    {
+        "CACHING", "CAT", "CHANNELS", "COUNT", "COUNTKEYSINSLOT", "CREATE", "CREATECONSUMER",
+        "DEL", "DELCONSUMER", "DELETE", "DELUSER", "DESTROY", "DOCS", "DOCTOR", "DRYRUN", "DUMP",
+        "ENCODING", "EXISTS", "FLUSH", "FREQ", "GENPASS", "GET", "GETKEYS", "GETNAME", "GETUSER",
+        "GROUPS", "HELP", "HISTORY", "ID", "IDLETIME", "INFO", "KEYSLOT", "KILL", "LATEST", "LEN",
+        "LIST", "LOAD", "LOADEX", "LOG", "MALLOC-STATS", "MYID", "NODES", "NO-EVICT", "NO-TOUCH",
+        "NUMPAT", "NUMSUB", "PAUSE", "PURGE", "REFCOUNT", "REPLY", "RESET", "RESETSTAT",
+        "RESTORE", "REWRITE", "SAVE", "SET", "SETID", "SETINFO", "SETNAME", "SETUSER", "SHARDS",
+        "SLOTS", "STATS", "STREAM", "TRACKING", "TRACKINGINFO", "UNBLOCK", "UNLOAD", "UNPAUSE",
+        "USAGE", "USERS", "WHOAMI", "CONSUMERS", "SHARDCHANNELS", "SHARDNUMSUB", "LINKS",
+    }
+)  # fmt: skip
+"""Subcommands of `CONTAINER_COMMANDS`; any other second word may be data, and is ``?``."""
+
 _COMMAND = re.compile(r"[A-Za-z][A-Za-z0-9_.|-]{0,31}")
 
 
@@ -33,7 +48,7 @@ def command_name(text: str) -> str | None:
     if not words or not _COMMAND.fullmatch(words[0]):
         return None
     head = words[0].upper()
-    if head in CONTAINER_COMMANDS and len(words) > 1 and _COMMAND.fullmatch(words[1]):
+    if head in CONTAINER_COMMANDS and len(words) > 1 and words[1].upper() in SUBCOMMANDS:
         return f"{head} {words[1].upper()}"
     return head
 

@@ -4,14 +4,18 @@ Drivers echo the data that failed: PostgreSQL's ``Key (email)=(...) already
 exists.`` and ``Failing row contains (...)``, ``invalid input syntax for
 type integer: "..."``, a ``LINE 1: ...`` echo of the statement, SQLite's
 ``no such column: ...`` (its answer to a double-quoted string), MySQL's
-``Duplicate entry '...'`` and Redis's ``unknown command `...`, with args
+``Duplicate entry '...'``, and Redis's ``unknown command `...`, with args
 beginning with: `...` ``. What stays is what a reader needs to act: the
 error class, the wording, and the names of constraints, tables, columns and
 keys. Quoted text becomes ``?`` unless a schema word (``constraint``,
 ``relation``, ``column``, ...) stands before it; a parenthesised value list
 after ``=`` or ``contains`` becomes ``(?)``; an echoed statement is
-sanitised as SQL. The scan is linear: each quote is closed with one
-``str.find``.
+sanitised as SQL. PostgreSQL's DETAIL, HINT, CONTEXT and WHERE lines are kept
+only in their fixed wordings (``Key (email)=(?) already exists.``); any other
+is free text (``RAISE ... USING DETAIL``, a JSON excerpt) and becomes ``?``,
+as does the message of an error the application raised itself
+(``RaiseException``) or a Lua script's ``error()``. The scan is linear: each
+quote is closed with one ``str.find``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ SCHEMA_WORDS: Final = frozenset(
 )  # fmt: skip
 """A quoted name after one of these words is a schema name, kept."""
 
+USER_RAISED_ERRORS: Final = frozenset({"RaiseException", "RaiseError"})
+"""Exception classes (psycopg, asyncpg) whose message the application's own SQL wrote."""
+
 _QUOTES: Final = "\"'`"
 _SPECIAL = re.compile(
     r"""(?P<quote>["'`])
@@ -39,9 +46,24 @@ _SPECIAL = re.compile(
       | (?P<echo>^[ \t]*LINE\ \d+:\ )
       | (?P<frame>^[ \t]*File\ "[^"\n]*")
       | (?P<unquoted>\bno\ such\ (?:column|function|collation):\ )
+      | (?P<user>^[ \t]*[\w.]*(?:RaiseException|RaiseError):\ |@?\buser_script:\d+:\ )
+      | (?P<detail>^[ \t]*(?:DETAIL|HINT|CONTEXT|WHERE):\ +)
     """,
     re.VERBOSE | re.MULTILINE,
 )
+_TEMPLATED_DETAIL = re.compile(
+    r"""(?:Key\ \([^)]*\)=\(\?\)\ (?:already\ exists|is\ not\ present\ in\ table\ "[^"]*"
+          |is\ still\ referenced\ from\ table\ "[^"]*"|conflicts\ with\ existing\ key)\.
+       | Failing\ row\ contains\ \(\?\)\.
+       | Token\ "\?"\ is\ invalid\.
+       | Array\ value\ must\ start\ with\ "\{"\ or\ dimension\ information\.
+       | No\ (?:operator|function)\ matches\ the\ given\ name\ and\ argument\ types?\.[^\n]*
+       | There\ is\ a\ column\ named\ "[^"]*"\ in\ table\ "[^"]*"[^\n]*
+       | Perhaps\ you\ meant\ to\ reference\ the\ column\ "[^"]*"\.
+       )$""",
+    re.VERBOSE,
+)
+"""PostgreSQL DETAIL and HINT lines whose wording is fixed once values are out; others go whole."""
 _WORD_BEFORE = re.compile(r"(\w+)\W*$")
 
 
@@ -87,46 +109,71 @@ def _is_apostrophe(text: str, index: int) -> bool:
     )
 
 
+def _quote(text: str, match: re.Match[str]) -> tuple[str, int]:
+    start, end = match.start(), match.end()
+    if _is_apostrophe(text, start):
+        return match.group(), end
+    quote = match.group()
+    close = text.find(quote, end)
+    stop = _line_end(text, end) if close < 0 else close + 1
+    body = text[end : stop - 1] if close >= 0 else text[end:stop]
+    if _word_before(text, start) in SCHEMA_WORDS and "\n" not in body:
+        return text[start:stop], stop
+    return f"{quote}{VALUE_MARK}{quote if close >= 0 else ''}", stop
+
+
+def _values(text: str, match: re.Match[str]) -> tuple[str, int]:
+    return f"{match.group()}{VALUE_MARK})", _closing_paren(text, match.end())
+
+
+def _echo(text: str, match: re.Match[str]) -> tuple[str, int]:
+    stop = _line_end(text, match.end())
+    return match.group() + sanitize_sql(text[match.end() : stop]), stop
+
+
+def _detail(text: str, match: re.Match[str]) -> tuple[str, int]:
+    stop = _line_end(text, match.end())
+    line = scrub_message(text[match.end() : stop])
+    return match.group() + (line if _TEMPLATED_DETAIL.match(line) else VALUE_MARK), stop
+
+
+def _frame(text: str, match: re.Match[str]) -> tuple[str, int]:
+    return match.group(), match.end()
+
+
+def _rest_of_line(text: str, match: re.Match[str]) -> tuple[str, int]:
+    """Text the application raised, or a value after a fixed phrase: the rest of the line."""
+    stop = _line_end(text, match.end())
+    return match.group() + (VALUE_MARK if match.end() < stop else ""), stop
+
+
+_RULES: Final = {
+    "quote": _quote,
+    "values": _values,
+    "echo": _echo,
+    "detail": _detail,
+    "frame": _frame,
+    "user": _rest_of_line,
+    "unquoted": _rest_of_line,
+}
+
+
 def scrub_message(text: str) -> str:
     """``text`` with every value a driver or exception echoed replaced by ``?``."""
     out: list[str] = []
     position = 0
-    while True:
-        match = _SPECIAL.search(text, position)
-        if match is None:
-            break
-        kind, start, end = match.lastgroup, match.start(), match.end()
-        if kind == "quote":
-            if _is_apostrophe(text, start):
-                out.append(text[position:end])
-                position = end
-                continue
-            close = text.find(match.group(), end)
-            stop = _line_end(text, end) if close < 0 else close + 1
-            body = text[end : stop - 1] if close >= 0 else text[end:stop]
-            if _word_before(text, start) in SCHEMA_WORDS and "\n" not in body:
-                out.append(text[position:stop])
-            else:
-                quote = match.group()
-                closing = quote if close >= 0 else ""
-                out.append(f"{text[position:start]}{quote}{VALUE_MARK}{closing}")
-            position = stop
-        elif kind == "values":
-            stop = _closing_paren(text, end)
-            out.append(f"{text[position:end]}{VALUE_MARK})")
-            position = stop
-        elif kind == "echo":
-            stop = _line_end(text, end)
-            out.append(text[position:end] + sanitize_sql(text[end:stop]))
-            position = stop
-        elif kind == "frame":
-            out.append(text[position:end])
-            position = end
-        else:  # a value that follows a fixed phrase without quotes: the rest of the line
-            stop = _line_end(text, end)
-            out.append(text[position:end] + (VALUE_MARK if end < stop else ""))
-            position = stop
+    while (match := _SPECIAL.search(text, position)) is not None:
+        replacement, stop = _RULES[str(match.lastgroup)](text, match)
+        out.append(text[position : match.start()])
+        out.append(replacement)
+        position = stop
     if not out:
         return text
     out.append(text[position:])
     return "".join(out)
+
+
+def scrub_raised(text: str) -> str:
+    """The message of an error the application raised itself: its first line is free text."""
+    _, newline, rest = text.partition("\n")
+    return VALUE_MARK + newline + scrub_message(rest) if newline else VALUE_MARK

@@ -32,7 +32,7 @@ from typing import Final, TypeVar
 from . import values
 from .commands import command_name, scrub_command
 from .keys import SensitiveKeys
-from .messages import scrub_message
+from .messages import USER_RAISED_ERRORS, scrub_message, scrub_raised
 from .sql import query_summary, sanitize_sql
 from .urls import scrub_query, scrub_target, scrub_url
 
@@ -72,6 +72,8 @@ _WEDDING_ID: Final = "wedding.id"
 _CACHE_NAMESPACE: Final = "cache.key.namespace"
 _SEARCH_QUERY: Final = "redis.search.query"
 _SEARCH_DOCUMENT: Final = "redis.search.xdoc_"
+_DATA_IN_KEY = re.compile(r"\s|^.{256}")
+"""Keys with white space, or longer than any real name: data was used as a key."""
 _SAFE_OPERATION = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}(?: [A-Za-z][A-Za-z0-9_.]{0,63}){0,2}")
 
 _MAX_CACHED_KEYS: Final = 4096
@@ -274,7 +276,11 @@ class Scrubber:
             return self._drop_named
         if key in self._allow_keys:
             return _keep
-        if key.startswith(_SEARCH_DOCUMENT) or values.find_sensitive(key):
+        if (
+            key.startswith(_SEARCH_DOCUMENT)
+            or _DATA_IN_KEY.search(key)
+            or values.find_sensitive(key)
+        ):
             return self._drop_named
         structural = self._structural.get(key)
         if structural is not None:
@@ -431,6 +437,10 @@ class Scrubber:
     def _message(self, value: object, attributes: Mapping[str, object]) -> object:
         if not isinstance(value, str):
             return self._other_value(value, attributes, self._message)
+        raised = attributes.get("exception.type")
+        if isinstance(raised, str) and raised.rpartition(".")[2] in USER_RAISED_ERRORS:
+            self._count("error_value")
+            return self.text(scrub_raised(value))
         cleaned = self.message(value)
         return value if cleaned == value else cleaned
 
