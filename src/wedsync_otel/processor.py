@@ -279,6 +279,7 @@ class WeddingSpanProcessor(SpanProcessor):
         self.scrubber = Scrubber(self.config.privacy)
         """Applied to every field of every span this processor forwards."""
         self._scrub_attributes = self.scrubber.attributes
+        self._scrub_fields = scrub_fields
 
     @property
     def downstream(self) -> SpanProcessor:
@@ -353,7 +354,7 @@ class WeddingSpanProcessor(SpanProcessor):
             # is_local_root_or_server, inline: a call per span is a frame per span.
             elif span._kind is _SERVER or (parent := span._parent) is None or parent.is_remote:  # noqa: SLF001
                 forwarded = self._enrich(span, attrs, None, exported)
-            fields = scrub_fields(self.scrubber, span, attrs)
+            fields = self._scrub_fields(self.scrubber, span, attrs)
             if forwarded is span:
                 if fields is not None or exported is not attrs:
                     forwarded = enriched_copy(span, exported, scrubbed=fields)

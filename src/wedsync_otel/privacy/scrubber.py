@@ -131,7 +131,11 @@ class Scrubber:
         self._allow_keys = self.policy.allow_keys
         self._allow_values = self.policy.allow_values
         self._handlers: dict[str, Handler] = {}
-        self._clean: dict[str, None] = {}
+        self.plain_keys: set[str] = set()
+        """Keys with no rule of their own: only the value scan applies to them."""
+        self.clean_values: set[str | int] = set()
+        """Strings the value scan found clean, and small integers: membership means clean."""
+        self._clean = self.clean_values
         # Raw statements are kept in process memory only, where the application holds them.
         self._rewrites: dict[tuple[str, str], str] = {}
         self._summaries: dict[tuple[str, str], str] = {}
@@ -191,12 +195,11 @@ class Scrubber:
             self._count("error_value")
         return self.text(rewritten)
 
-    def _known_clean(self, text: str) -> bool:
-        return text in self._clean
-
-    def _remember_clean(self, text: str) -> None:
-        if len(text) <= _MAX_CACHED_VALUE_CHARS:
-            _bounded_put(self._clean, text, None)
+    def _remember_clean(self, value: str | int) -> None:
+        if value.__class__ is int or len(value) <= _MAX_CACHED_VALUE_CHARS:  # type: ignore[arg-type]
+            if len(self._clean) >= _MAX_CACHED_VALUES:
+                self._clean.clear()  # start again rather than grow: bounded, follows the traffic
+            self._clean.add(value)
 
     # --- span names -------------------------------------------------------------------------
 
@@ -220,7 +223,7 @@ class Scrubber:
             if renamed != name:
                 self._count("span_name")
             return renamed
-        if self._known_clean(name):
+        if name in self._clean:
             return name
         cleaned = self.text(name)
         if cleaned is name:
@@ -233,25 +236,19 @@ class Scrubber:
 
     def attributes(self, attributes: Mapping[str, object]) -> dict[str, object] | None:
         """The attributes as they may be exported, or ``None`` when every one is clean."""
+        try:
+            # Most spans: every key plain and every value seen clean before; two C-level loops.
+            if self.plain_keys.issuperset(attributes) and self._clean.issuperset(
+                attributes.values()
+            ):
+                return None
+        except TypeError:  # an unhashable value: the long way
+            pass
         changed: dict[str, object] | None = None
         handlers = self._handlers
-        plain = self._plain_rule
-        clean = self._clean
         for key, value in attributes.items():
             handler = handlers.get(key)
-            if handler is plain:
-                # The common case, inline: a plain key with a value known clean, or a number.
-                kind = value.__class__
-                if kind is str:
-                    if value in clean:
-                        continue
-                elif (
-                    kind is bool
-                    or kind is float
-                    or (kind is int and -_MIN_CARD_INT < value < _MIN_CARD_INT)  # type: ignore[operator]
-                ):
-                    continue
-            elif handler is None:
+            if handler is None:
                 handler = self._handler_for(key)
             scrubbed = handler(value, attributes)
             if scrubbed is not value:
@@ -267,7 +264,10 @@ class Scrubber:
         handler = self._choose(key)
         if len(self._handlers) >= _MAX_CACHED_KEYS:
             self._handlers.clear()  # a flood of distinct keys: start again rather than grow
+            self.plain_keys.clear()
         self._handlers[key] = handler
+        if handler is self._plain_rule:
+            self.plain_keys.add(key)
         return handler
 
     def _choose(self, key: str) -> Handler:
@@ -306,6 +306,8 @@ class Scrubber:
             if abs(value) >= _MIN_CARD_INT and values.is_card_number(abs(value)):
                 self._count("card")
                 return self.mark("card", str(value))
+            if abs(value) < _MIN_CARD_INT and value.__class__ is int:
+                self._remember_clean(value)  # never a float: 4111111111111111.0 == the card
             return value
         return self._other_value(value, attributes, self._plain)
 
