@@ -22,7 +22,7 @@ from pathlib import Path
 from wedsync_otel.privacy import values
 from wedsync_otel.privacy.messages import scrub_message
 from wedsync_otel.privacy.scrubber import Scrubber
-from wedsync_otel.privacy.sql import sanitize_sql
+from wedsync_otel.privacy.sql import tokenize
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import interleaved, report
@@ -44,7 +44,8 @@ ADVERSARIAL: dict[str, Callable[[int], str]] = {
 }
 
 SCANNERS: dict[str, Callable[[str], object]] = {
-    "sanitize_sql": sanitize_sql,
+    # sanitize_sql cuts at MAX_QUERY_CHARS; its lexer is timed over the whole input.
+    "sql lexer": lambda text: sum(1 for _ in tokenize(text)),
     "find_sensitive": values.find_sensitive,
     "scrub_message": scrub_message,
 }

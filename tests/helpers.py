@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+from typing import Any
 
+from opentelemetry.sdk.metrics import Counter, Histogram
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -56,3 +64,24 @@ def distribution_installed(name: str) -> bool:
     except importlib.metadata.PackageNotFoundError:
         return False
     return True
+
+
+class CapturingExporter(MetricExporter):
+    """A real MetricExporter that keeps what it is given, like the SDK's in-memory span exporter."""
+
+    def __init__(self, *, delta: bool = False) -> None:
+        temporality = AggregationTemporality.DELTA if delta else AggregationTemporality.CUMULATIVE
+        super().__init__(preferred_temporality={Histogram: temporality, Counter: temporality})
+        self.exported: list[MetricsData] = []
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        self.exported.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.metrics import Counter, Histogram
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Buckets,
@@ -18,7 +17,6 @@ from opentelemetry.sdk.metrics.export import (
     ExponentialHistogramDataPoint,
     Gauge,
     Metric,
-    MetricExporter,
     MetricExportResult,
     MetricsData,
     ResourceMetrics,
@@ -30,7 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind
 
-from helpers import FakeClock
+from helpers import CapturingExporter, FakeClock
 from wedsync_otel import PerformanceMetricExporter, WeddingConfig, configure
 from wedsync_otel.calendar import ApdexClass, Band
 from wedsync_otel.metrics import WeddingRecorder, names
@@ -38,27 +36,6 @@ from wedsync_otel.rules import Verdict, WeddingRules
 
 MS = 1_000_000
 TUESDAY = dt.datetime(2026, 6, 16, 10, 0, tzinfo=dt.UTC)
-
-
-class CapturingExporter(MetricExporter):
-    """A real MetricExporter that keeps what it is given, like the SDK's in-memory span exporter."""
-
-    def __init__(self, *, delta: bool = False) -> None:
-        temporality = AggregationTemporality.DELTA if delta else AggregationTemporality.CUMULATIVE
-        super().__init__(preferred_temporality={Histogram: temporality, Counter: temporality})
-        self.exported: list[MetricsData] = []
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        self.exported.append(metrics_data)
-        return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        return None
 
 
 class Instance:

@@ -21,8 +21,6 @@ from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownC
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     InMemoryMetricReader,
-    MetricExporter,
-    MetricExportResult,
     MetricsData,
 )
 from opentelemetry.sdk.trace import ReadableSpan
@@ -33,7 +31,7 @@ from opentelemetry.trace import (
 )
 
 import leak_corpus as corpus
-from helpers import Pipeline
+from helpers import CapturingExporter, Pipeline
 from leak_corpus import RedisCase, SpanCase, SqlCase, exported_texts, leaks, render, views
 from wedsync_otel import WeddingConfig, configure
 from wedsync_otel import attributes as attr
@@ -46,26 +44,6 @@ OPERATION_DURATION = "db.client.operation.duration"
 _OPERATION_WORD = re.compile(r"[A-Za-z]+")
 _DELTA = AggregationTemporality.DELTA
 _STATEMENT_FIELDS = (" attributes['db.statement']", " attributes['db.query.text']")
-
-
-class CapturingMetricExporter(MetricExporter):
-    """A real MetricExporter that keeps what configure()'s reader gives it."""
-
-    def __init__(self) -> None:
-        super().__init__(preferred_temporality={Histogram: _DELTA, Counter: _DELTA})
-        self.exported: list[MetricsData] = []
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        self.exported.append(metrics_data)
-        return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        return None
 
 
 def metric_texts(data: MetricsData | None) -> set[tuple[str, str]]:
@@ -118,7 +96,7 @@ class Stack:
     telemetry: WeddingTelemetry
     tracer: Tracer
     spans: InMemorySpanExporter
-    wedding_metrics: CapturingMetricExporter
+    wedding_metrics: CapturingExporter
     contrib_metrics: InMemoryMetricReader
     postgres: psycopg.Connection[Any]
     sqlite: sqlite3.Connection
@@ -166,7 +144,7 @@ def stack(request: pytest.FixtureRequest, postgres_dsn: str, redis_url: str) -> 
         meter_provider = MeterProvider(metric_readers=[reader])
         patch.setattr(metrics_internal, "_METER_PROVIDER", meter_provider)
         spans = InMemorySpanExporter()
-        wedding_metrics = CapturingMetricExporter()
+        wedding_metrics = CapturingExporter(delta=True)
         telemetry = configure(
             config=WeddingConfig.default(),
             span_exporter=spans,

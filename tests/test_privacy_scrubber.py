@@ -266,3 +266,17 @@ def test_clean_attributes_are_returned_as_none() -> None:
     scrubber = Scrubber()
     assert scrubber.attributes(attributes) is None
     assert scrubber.attributes(attributes) is None  # and again, from the caches
+
+
+def test_a_query_parameter_named_by_an_email_is_marked() -> None:
+    """``?anna@example.com=`` has no value to replace; its name is still scanned."""
+    out = Scrubber().attributes({"url.query": "anna@example.com="})
+    assert out == {"url.query": "[redacted:email]="}
+
+
+def test_a_repeated_url_is_counted_every_time() -> None:
+    """The URL memo spares the scan, not the count."""
+    scrubber = Scrubber()
+    for _ in range(3):
+        scrubber.attributes({"url.full": "https://api.example/v1?email=anna%40example.com"})
+    assert scrubber.counts() == {"query_value": 3}

@@ -25,11 +25,7 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.sdk.metrics import Counter, Histogram
 from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    MetricExporter,
-    MetricExportResult,
     MetricsData,
     ResourceMetrics,
     ScopeMetrics,
@@ -39,7 +35,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, generate_latest
 
-from helpers import SATURDAY, FakeClock
+from helpers import SATURDAY, CapturingExporter, FakeClock
 from servers import require
 from wedsync_otel import WeddingConfig, configure
 from wedsync_otel import attributes as attr
@@ -196,27 +192,6 @@ def _only_sums(data: MetricsData) -> MetricsData:
             for rm in data.resource_metrics
         ]
     )
-
-
-class CapturingExporter(MetricExporter):
-    """A cumulative MetricExporter that keeps what it is given."""
-
-    def __init__(self) -> None:
-        cumulative = AggregationTemporality.CUMULATIVE
-        super().__init__(preferred_temporality={Histogram: cumulative, Counter: cumulative})
-        self.exported: list[MetricsData] = []
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        self.exported.append(metrics_data)
-        return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        return None
 
 
 @pytest.fixture

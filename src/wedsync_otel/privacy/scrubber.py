@@ -139,6 +139,7 @@ class Scrubber:
         # Raw statements are kept in process memory only, where the application holds them.
         self._rewrites: dict[tuple[str, str], str] = {}
         self._summaries: dict[tuple[str, str], str] = {}
+        self._url_memo: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._structural: dict[str, Handler] = {
@@ -179,14 +180,16 @@ class Scrubber:
 
     def text(self, text: str) -> str:
         """Free text (a value, a status description, an event name) with sensitive values marked."""
-        if text in self._allow_values:
-            return text
-        if not values.might_be_sensitive(text):
-            return text
-        cleaned, kinds = values.redact(text, self.mark)
+        cleaned, kinds = self._scan(text)
         for kind in kinds:
             self._count(kind)
         return cleaned
+
+    def _scan(self, text: str) -> tuple[str, tuple[str, ...]]:
+        """``text`` with sensitive values marked, and their kinds; nothing counted."""
+        if text in self._allow_values or not values.might_be_sensitive(text):
+            return text, ()
+        return values.redact(text, self.mark)
 
     def message(self, text: str) -> str:
         """An error message or stack trace: echoed values out, then sensitive values marked."""
@@ -414,27 +417,48 @@ class Scrubber:
     def _url_query(self, value: object, attributes: Mapping[str, object]) -> object:
         if not isinstance(value, str):
             return self._other_value(value, attributes, self._url_query)
-        rewritten = scrub_query(value, self.policy.keep_query_params)
-        return self._finish(value, rewritten, "query_value")
+        keep = self.policy.keep_query_params
+        return self._rewritten("query", value, lambda text, scan: scrub_query(text, keep))
 
     def _target(self, value: object, attributes: Mapping[str, object]) -> object:
         if not isinstance(value, str):
             return self._other_value(value, attributes, self._target)
-        rewritten = scrub_target(value, self.text, self.policy.keep_query_params)
-        return self._finish(value, rewritten, "query_value")
+        keep = self.policy.keep_query_params
+        return self._rewritten("target", value, lambda text, scan: scrub_target(text, scan, keep))
 
     def _url(self, value: object, attributes: Mapping[str, object]) -> object:
         if not isinstance(value, str):
             return self._other_value(value, attributes, self._url)
-        rewritten = scrub_url(value, self.text, self.policy.keep_query_params)
-        return self._finish(value, rewritten, "query_value")
+        keep = self.policy.keep_query_params
+        return self._rewritten("url", value, lambda text, scan: scrub_url(text, scan, keep))
 
-    def _finish(self, value: str, rewritten: str, reason: str) -> object:
-        """The value if the rewrite left it alone, else the rewrite (values marked), counted."""
-        if rewritten == value:
-            return value
-        self._count(reason)
-        return self.text(rewritten)
+    def _rewritten(
+        self, kind: str, value: str, rewrite: Callable[[str, Callable[[str], str]], str]
+    ) -> object:
+        """A URL-like value rewritten, then scanned; memoised with what it redacted, recounted.
+
+        Clients repeat URLs; the memo spares the scan, and each use still counts.
+        """
+        known = self._url_memo.get((kind, value))
+        if known is None:
+            found: list[str] = []
+
+            def scan(text: str) -> str:
+                cleaned, kinds = self._scan(text)
+                found.extend(kinds)
+                return cleaned
+
+            rewritten = rewrite(value, scan)
+            if rewritten != value:
+                found.append("query_value")
+            cleaned = scan(rewritten)
+            known = (cleaned, tuple(found))
+            if len(value) <= _MAX_CACHED_STATEMENT_CHARS:
+                _bounded_put(self._url_memo, (kind, value), known)
+        cleaned, reasons = known
+        for reason in reasons:
+            self._count(reason)
+        return value if cleaned == value else cleaned
 
     def _message(self, value: object, attributes: Mapping[str, object]) -> object:
         if not isinstance(value, str):
