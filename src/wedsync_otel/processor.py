@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol
 from opentelemetry import context as otel_context
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_STATUS_CODE,
     HTTP_TARGET,
@@ -280,6 +281,7 @@ class WeddingSpanProcessor(SpanProcessor):
         """Applied to every field of every span this processor forwards."""
         self._scrub_attributes = self.scrubber.attributes
         self._scrub_fields = scrub_fields
+        self._clean_values = self.scrubber.clean_values
 
     @property
     def downstream(self) -> SpanProcessor:
@@ -349,12 +351,23 @@ class WeddingSpanProcessor(SpanProcessor):
             # Judged on what the application set; exported as the scrubber lets it go.
             clean = self._scrub_attributes(attrs)
             exported = attrs if clean is None else clean
+            fields = None
             if CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
                 forwarded = self._with_child_work(span, attrs, exported)
-            # is_local_root_or_server, inline: a call per span is a frame per span.
-            elif span._kind is _SERVER or (parent := span._parent) is None or parent.is_remote:  # noqa: SLF001
-                forwarded = self._enrich(span, attrs, None, exported)
-            fields = self._scrub_fields(self.scrubber, span, attrs)
+                fields = self._scrub_fields(self.scrubber, span, attrs)  # renamed by its query
+            else:
+                # is_local_root_or_server, inline: a call per span is a frame per span.
+                if span._kind is _SERVER or (parent := span._parent) is None or parent.is_remote:  # noqa: SLF001
+                    forwarded = self._enrich(span, attrs, None, exported)
+                # The usual span: a name seen clean, no status text, no events, no links.
+                events, links = span._events, span._links  # noqa: SLF001
+                if (
+                    span._name not in self._clean_values  # noqa: SLF001
+                    or span._status._description  # noqa: SLF001
+                    or (events._dq if events.__class__ is BoundedList else events)  # type: ignore[attr-defined]  # noqa: SLF001
+                    or (links._dq if links.__class__ is BoundedList else links)  # type: ignore[attr-defined]  # noqa: SLF001
+                ):
+                    fields = self._scrub_fields(self.scrubber, span, attrs)
             if forwarded is span:
                 if fields is not None or exported is not attrs:
                     forwarded = enriched_copy(span, exported, scrubbed=fields)
