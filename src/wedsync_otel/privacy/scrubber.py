@@ -242,9 +242,7 @@ class Scrubber:
         try:
             # Most spans: every key plain and every value seen clean before; two C-level loops
             # (the key view compares without building a set).
-            if attributes.keys() <= self.plain_keys and self._clean.issuperset(
-                attributes.values()
-            ):
+            if attributes.keys() <= self.plain_keys and self._clean.issuperset(attributes.values()):
                 return None
         except TypeError:  # an unhashable value: the long way
             pass
