@@ -18,7 +18,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from wedsync_otel.calendar import Band
 from wedsync_otel.catalogue import OTHER, EndpointSpec, pattern_problem, pattern_shape
@@ -315,7 +315,7 @@ def load_config(
 
 def _privacy_value(key: str, value: object) -> object:
     if key in _PRIVACY_SETS:
-        return frozenset(value)  # type: ignore[call-overload]
+        return frozenset(cast("tuple[str, ...]", value))  # the list settings parse to tuples
     return value
 
 

@@ -199,7 +199,7 @@ class Scrubber:
         return self.text(rewritten)
 
     def _remember_clean(self, value: str | int) -> None:
-        if value.__class__ is int or len(value) <= _MAX_CACHED_VALUE_CHARS:  # type: ignore[arg-type]
+        if isinstance(value, int) or len(value) <= _MAX_CACHED_VALUE_CHARS:
             if len(self._clean) >= _MAX_CACHED_VALUES:
                 self._clean.clear()  # start again rather than grow: bounded, follows the traffic
             self._clean.add(value)
