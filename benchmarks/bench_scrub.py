@@ -26,6 +26,7 @@ from wedsync_otel.privacy.sql import tokenize
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import interleaved, report
+from bench_processor import HTTP_ATTRIBUTES
 
 KB = 1024
 SIZES = (64 * KB, 1024 * KB)
@@ -50,16 +51,6 @@ SCANNERS: dict[str, Callable[[str], object]] = {
     "scrub_message": scrub_message,
 }
 
-HTTP_ATTRIBUTES = {
-    "http.request.method": "GET",
-    "http.route": "/api/venues/{venue_id}/availability",
-    "url.path": "/api/venues/42/availability",
-    "url.scheme": "https",
-    "server.address": "api.wedsync.example",
-    "server.port": 443,
-    "http.response.status_code": 200,
-    "user_agent.original": "Mozilla/5.0 (X11; Linux x86_64)",
-}
 DB_ATTRIBUTES = {
     "db.system.name": "postgresql",
     "db.namespace": "wedsync",

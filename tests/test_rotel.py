@@ -35,6 +35,7 @@ from collector_support import (
     ROTEL_DIR,
     OtlpSink,
     ReceivedSpan,
+    Rotel,
     RotelUnavailable,
     agent_settings,
     env_file,
@@ -842,6 +843,14 @@ def _run_app(endpoint: str) -> None:
         telemetry.shutdown()
 
 
+def _rotel_to(exporter_endpoint: str, workdir: Path) -> Rotel:
+    """A running rotel forwarding to ``exporter_endpoint``; fails under CI=true when it cannot."""
+    try:
+        return start_rotel(exporter_endpoint=exporter_endpoint, workdir=workdir)
+    except RotelUnavailable as exc:
+        require("rotel", exc)
+
+
 def _arrived(sink: OtlpSink) -> bool:
     names_seen = {span.name for span in sink.spans()}
     return {REQUEST, "GET", QUERY} <= names_seen and any(
@@ -853,13 +862,7 @@ def _arrived(sink: OtlpSink) -> bool:
 def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Delivered]:
     """Run the app against rotel once; rotel is stopped (and so drained) before any assertion."""
     with OtlpSink() as sink:
-        try:
-            rotel = start_rotel(
-                exporter_endpoint=sink.endpoint, workdir=tmp_path_factory.mktemp("rotel")
-            )
-        except RotelUnavailable as exc:
-            require("rotel", exc)
-        with rotel:
+        with _rotel_to(sink.endpoint, tmp_path_factory.mktemp("rotel")) as rotel:
             _run_app(rotel.endpoint)
             arrived = sink.wait_until(_arrived, timeout_s=DELIVERY_TIMEOUT_S)
             status = rotel.stop()
@@ -1107,13 +1110,7 @@ class Planted:
 def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Planted]:
     """Send the planted batch, then `AFTER`, as raw OTLP to rotel; stop rotel, then assert."""
     with RecordingSink() as sink:
-        try:
-            rotel = start_rotel(
-                exporter_endpoint=sink.endpoint, workdir=tmp_path_factory.mktemp("planted")
-            )
-        except RotelUnavailable as exc:
-            require("rotel", exc)
-        with rotel:
+        with _rotel_to(sink.endpoint, tmp_path_factory.mktemp("planted")) as rotel:
             with grpc.insecure_channel(rotel.endpoint) as channel:
                 stub = trace_service_pb2_grpc.TraceServiceStub(channel)  # type: ignore[no-untyped-call]
                 stub.Export(proto_request(PLANTED), timeout=DELIVERY_TIMEOUT_S)

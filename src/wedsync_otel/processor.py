@@ -57,7 +57,7 @@ from wedsync_otel.context import (
     wedding_in_context,
 )
 from wedsync_otel.instrumentation import queries
-from wedsync_otel.privacy.scrubber import Scrubber
+from wedsync_otel.privacy.scrubber import CACHE_SYSTEMS, Scrubber
 from wedsync_otel.rollup import RequestTotals, RollupStore
 from wedsync_otel.rules import Judgement, Verdict, WeddingRules
 from wedsync_otel.span_privacy import scrub_fields
@@ -402,7 +402,7 @@ class WeddingSpanProcessor(SpanProcessor):
             self.rollup.add_cache(trace_id, hits=hits, misses=misses, duration_ms=duration_ms)
             return None
         system = attrs.get("db.system.name") or attrs.get("db.system")
-        if system.__class__ is not str or system in queries.CACHE_SYSTEMS:
+        if system.__class__ is not str or system in CACHE_SYSTEMS:
             return None
         fingerprint, statement, rewritten = queries.query(
             attrs, duration_ms=duration_ms, slow_ms=self._slow_query_ms

@@ -11,13 +11,11 @@ decides which the contrib writes).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
 from wedsync_otel import attributes as attr
 from wedsync_otel._bounded import BoundedDict
 from wedsync_otel.instrumentation.fingerprint import sanitize, shape_fingerprint
-
-CACHE_SYSTEMS: Final = frozenset({"redis", "memcached"})
 
 
 class Query(NamedTuple):
