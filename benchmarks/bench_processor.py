@@ -8,6 +8,11 @@ HTTP attributes, in interleaved rounds; process CPU time counts background
 threads. Targets: b/a <= 1.15; recording adds <= 20%, (c - b) / b.
 (s) is (b) with the privacy scrubber bypassed, so b/s is what scrubbing
 every field of the span costs.
+
+Head sampling: (c) is a sampled request; (u) the same request dropped by the
+user's sampler (ALWAYS_OFF) but recorded for the metrics by
+`RequestRecordingSampler`, judged and measured, never exported; (o) the
+plain SDK with the same sampler, where a dropped span is not recorded at all.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from pathlib import Path
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
 from opentelemetry.trace import SpanKind
 
 from wedsync_otel import PerformanceMetricExporter, WeddingSpanProcessor
 from wedsync_otel.metrics import WeddingRecorder
+from wedsync_otel.sampling import record_every_request
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import interleaved, report
@@ -50,9 +57,15 @@ class DroppingExporter(SpanExporter):
 
 
 def span_loop(
-    processor: SpanProcessor, after_round: Callable[[], object] | None = None
+    processor: SpanProcessor,
+    after_round: Callable[[], object] | None = None,
+    *,
+    sampler: Sampler | None = None,
+    measure_unsampled: bool = False,
 ) -> tuple[Callable[[int], None], TracerProvider]:
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=sampler)
+    if measure_unsampled:
+        record_every_request(provider)
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench")
 
@@ -106,6 +119,40 @@ def main() -> None:
         ],
     )
     for provider in (plain_provider, wedding_provider, recording_provider, unscrubbed_provider):
+        provider.shutdown()
+    sampling()
+
+
+def sampling() -> None:
+    """A sampled request beside one the sampler dropped, measured all the same."""
+    loops: dict[str, Callable[[int], None]] = {}
+    providers: list[TracerProvider] = []
+    for label, sampler, measured in (
+        ("(c) sampled request, measured", None, False),
+        ("(u) unsampled request, measured", ALWAYS_OFF, True),
+        ("(o) unsampled request, plain SDK", ALWAYS_OFF, False),
+    ):
+        recorder = WeddingRecorder()
+        processor = WeddingSpanProcessor(batch())
+        processor.add_verdict_listener(recorder)
+        exporter = PerformanceMetricExporter(ConsoleMetricExporter(), recorder=recorder)
+        after = exporter.snapshot if sampler is None or measured else None
+        run, provider = span_loop(
+            processor if sampler is None or measured else batch(),
+            after,
+            sampler=sampler,
+            measure_unsampled=measured,
+        )
+        loops[label] = run
+        providers.append(provider)
+    c, u, o = loops
+    figures = interleaved(loops, operations=20_000, rounds=11)
+    report(
+        "head sampling: per-request cost",
+        list(figures.values()),
+        [("u/c (unsampled vs sampled)", u, c), ("u/o (measuring a dropped request)", u, o)],
+    )
+    for provider in providers:
         provider.shutdown()
 
 

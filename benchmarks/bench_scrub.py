@@ -7,6 +7,15 @@ at 64 KB and at 1 MB in one run: a linear scan costs the same per KB at
 both sizes (ratio about 1), a quadratic one sixteen times more. Target: no
 input of 1 MB takes more than a few milliseconds per KB.
 
+Doubling: the inputs the unit tests prove linear by counting work
+(tests/test_privacy_sql.py, tests/test_privacy_values.py), timed here
+instead: the median CPU time at n and 2n (200 and 400 KB for the lexer,
+256 and 512 KB for the value scan), the two sizes alternating within each
+round, and the median of the rounds' ratios (about 2: linear, about 4:
+quadratic). Target: ratio below 4, the bound those tests used to assert on
+wall-clock times, and a few ms per KB at most. Only a timing sees the regex
+engine backtracking inside one attempt, which the tests' work counts leave out.
+
 Per span: the scrubber over a SERVER span with eight usual HTTP attributes
 (its values seen before, and with a new ``url.path`` each time), a database
 span and an HTTP CLIENT span.
@@ -14,6 +23,8 @@ span and an HTTP CLIENT span.
 
 from __future__ import annotations
 
+import gc
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -25,8 +36,11 @@ from wedsync_otel.privacy.scrubber import Scrubber
 from wedsync_otel.privacy.sql import tokenize
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parent.parent / "tests"))
 from _harness import interleaved, report
 from bench_processor import HTTP_ATTRIBUTES
+from test_privacy_sql import ADVERSARIAL as LEXER_INPUTS
+from test_privacy_values import HOSTILE_UNITS, hostile
 
 KB = 1024
 SIZES = (64 * KB, 1024 * KB)
@@ -91,6 +105,57 @@ def adversarial() -> None:
     print(f"  worst at 1 MB: {worst:.4f} ms per KB (target: a few ms at most)")
 
 
+def doubling(
+    scan: Callable[[str], object], small: str, large: str, rounds: int = 3
+) -> tuple[float, float, float]:
+    """Median CPU seconds on ``small`` and on ``large``, and the median of the rounds' ratios."""
+    small_s: list[float] = []
+    large_s: list[float] = []
+    for round_index in range(rounds):
+        pair = [small, large] if round_index % 2 == 0 else [large, small]
+        for text in pair:
+            gc.collect()
+            start = time.process_time()
+            scan(text)
+            (small_s if text is small else large_s).append(time.process_time() - start)
+    ratios = [big / max(little, 1e-6) for little, big in zip(small_s, large_s, strict=True)]
+    return statistics.median(small_s), statistics.median(large_s), statistics.median(ratios)
+
+
+def doubling_figures() -> None:
+    print(
+        "== the unit tests' linearity inputs, timed: median CPU ms at n and 2n, ratio (~2 linear)"
+    )
+    rows: list[tuple[str, Callable[[str], object], str, str]] = []
+    for name, (dialect, build) in LEXER_INPUTS.items():
+
+        def lex(text: str, dialect: str = dialect) -> int:
+            return sum(1 for _ in tokenize(text, dialect=dialect))
+
+        rows.append((f"sql lexer   {name}", lex, build(200_000), build(400_000)))
+    for name, unit in HOSTILE_UNITS.items():
+        rows.append(
+            (
+                f"values scan {name}",
+                values.find_sensitive,
+                *(hostile(unit, n) for n in (256 * KB, 512 * KB)),
+            )
+        )
+    worst_ratio, worst_ms_per_kb = 0.0, 0.0
+    for label, scan, small, large in rows:
+        small_s, large_s, ratio = doubling(scan, small, large)
+        worst_ratio = max(worst_ratio, ratio)
+        worst_ms_per_kb = max(worst_ms_per_kb, large_s * 1e3 / (len(large) / KB))
+        print(
+            f"  {label:<36} {len(small) // KB:4} KB {small_s * 1e3:9.2f}"
+            f"   {len(large) // KB:4} KB {large_s * 1e3:9.2f}   ratio {ratio:5.2f}"
+        )
+    print(
+        f"  worst ratio {worst_ratio:.2f} (target < 4);"
+        f" worst at 2n {worst_ms_per_kb:.3f} ms per KB (target: a few ms at most)"
+    )
+
+
 def span_variants() -> dict[str, Callable[[int], None]]:
     scrubber = Scrubber()
     counter = iter(range(10**12))
@@ -131,6 +196,7 @@ def span_variants() -> dict[str, Callable[[int], None]]:
 
 def main() -> None:
     adversarial()
+    doubling_figures()
     figures = interleaved(span_variants(), operations=20_000, rounds=7)
     report("scrubbing per span", list(figures.values()), [])
     new_path = figures["SERVER span, new url.path"].cpu_us

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from wedsync_otel.metrics.buckets import (
     DEFAULT_MAX_SCALE,
     DEFAULT_MAX_SIZE,
+    GUARANTEED_SCALE,
     ExponentialBuckets,
     bucket_index,
     lower_boundary,
@@ -25,7 +26,7 @@ from wedsync_otel.metrics.buckets import (
 MIN_NORMAL = sys.float_info.min
 MAX_FLOAT = sys.float_info.max
 SCALES = range(-10, 21)
-QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
+QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.99, 0.999)
 _LN2 = Decimal(2).ln(Context(prec=80))
 
 scales = st.integers(min_value=-10, max_value=20)
@@ -239,9 +240,30 @@ def test_downscaling_goes_no_further_than_needed(values: list[float], max_size: 
         assert max(finer) - min(finer) + 1 > max_size
 
 
-def test_default_size_keeps_scale_five_on_a_wide_lognormal() -> None:
-    """With the default size a sigma-1.3 lognormal keeps scale 5, which the 1% target needs."""
-    assert samples("lognormal")[1].scale == 5
+def test_default_size_keeps_scale_six_on_a_wide_lognormal() -> None:
+    """With the default size a sigma-1.3 lognormal keeps scale 6, which the 1% guarantee needs."""
+    assert samples("lognormal")[1].scale == GUARANTEED_SCALE == 6
+
+
+def test_default_size_keeps_scale_six_from_a_microsecond_to_an_hour() -> None:
+    """1 µs and 1 h, in ms, fit in 2,048 buckets at scale 6: the supported range keeps it."""
+    assert recorded([1e-3, 3.6e6]).scale == 6
+
+
+def test_scale_six_holds_exactly_2048_buckets() -> None:
+    """Just above 1 to 2**32 is buckets 0..2047 at scale 6; one float more needs scale 5."""
+    above_one = math.nextafter(1.0, math.inf)
+    assert recorded([above_one, 2.0**32]).scale == 6
+    assert recorded([above_one, math.nextafter(2.0**32, math.inf)]).scale == 5
+
+
+@given(
+    low=st.floats(min_value=1e-9, max_value=1e9),
+    ratio=st.floats(min_value=1.0, max_value=2 ** (2047 / 64)),
+)
+def test_a_range_within_two_to_the_2047_64_keeps_scale_six(low: float, ratio: float) -> None:
+    """Any two values with ``max / min <= 2 ** (2047 / 64)`` (about 4.2e9) settle at scale 6+."""
+    assert recorded([low, low * ratio]).scale >= GUARANTEED_SCALE
 
 
 # -- merge -------------------------------------------------------------------------------
@@ -351,13 +373,39 @@ def test_subtract_downscales_an_earlier_state_kept_at_a_finer_scale() -> None:
     assert delta.count == 3
 
 
-def test_subtract_takes_min_and_max_from_the_later_state() -> None:
-    """The delta's min and max are the later state's, the documented approximation."""
+def test_subtract_narrows_min_and_max_to_the_delta_buckets() -> None:
+    """Extremes recorded before the delta give way to the edges of the delta's own buckets."""
     earlier = recorded([1.0, 900.0])
     later = earlier.copy()
     later.record(5.0)
     delta = later.subtract(earlier)
-    assert (delta.count, delta.min, delta.max) == (1, 1.0, 900.0)
+    scale = delta.scale
+    index = bucket_index(5.0, scale)
+    assert delta.count == 1
+    assert lower_boundary(index, scale) * (1 - 1e-9) < delta.min <= 5.0
+    assert 5.0 <= delta.max < lower_boundary(index + 1, scale) * (1 + 1e-9)
+    assert delta.quantile(0.5) == pytest.approx(5.0, rel=0.01)  # not the earlier 1.0
+
+
+def test_subtract_keeps_extremes_recorded_in_the_delta() -> None:
+    """A later min or max in a bucket the earlier state had nothing in is the delta's own."""
+    earlier = recorded([40.0, 50.0])
+    later = earlier.copy()
+    for value in (3.0, 45.0, 700.0):
+        later.record(value)
+    delta = later.subtract(earlier)
+    assert (delta.min, delta.max) == (3.0, 700.0)
+    assert (delta.quantile(0.0), delta.quantile(1.0)) == (3.0, 700.0)
+
+
+def test_subtract_gives_zero_as_the_minimum_of_a_delta_with_zeros() -> None:
+    """A zero in the delta is its minimum, and a delta of zeros alone has zero as its maximum."""
+    earlier = recorded([0.0, 8.0])
+    later = earlier.copy()
+    later.record(0.0)
+    delta = later.subtract(earlier)
+    assert (delta.count, delta.min, delta.max) == (1, 0.0, 0.0)
+    assert delta.quantile(0.5) == 0.0
 
 
 def test_subtract_of_an_unchanged_state_is_empty() -> None:

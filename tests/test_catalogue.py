@@ -39,18 +39,20 @@ def default() -> Catalogue:
 
 
 @pytest.mark.parametrize(
-    ("name", "patterns", "threshold_ms", "critical"),
+    ("name", "patterns", "threshold_ms", "critical", "from_query"),
     [
         (
             "venue_availability",
             ("/api/venues/availability", "/api/venues/{venue_id}/availability"),
             200,
             True,
+            False,
         ),
         (
             "supplier_profiles",
             ("/api/suppliers/profiles/**", "/api/suppliers/{supplier_id}/profile"),
             500,
+            False,
             False,
         ),
         (
@@ -58,24 +60,30 @@ def default() -> Catalogue:
             ("/api/couples/timeline/**", "/api/couples/{couple_id}/timeline/**"),
             300,
             True,
+            False,
         ),
-        ("payments", ("/api/payments/**",), 150, True),
+        ("payments", ("/api/payments/**",), 150, True, False),
         (
             "guest_lists",
             ("/api/guest-lists/**", "/api/weddings/{wedding_id}/guests/**"),
             250,
             False,
+            False,
         ),
-        ("rsvp", ("/api/rsvp/**",), 200, True),
+        ("rsvp", ("/api/rsvp/**",), 200, True, False),
     ],
 )
 def test_default_catalogue_entries(
-    name: str, patterns: tuple[str, ...], threshold_ms: float, critical: bool
+    name: str, patterns: tuple[str, ...], threshold_ms: float, critical: bool, from_query: bool
 ) -> None:
-    """Each default endpoint has the patterns, base threshold and criticality of the report."""
+    """Each default endpoint has the report's patterns, threshold, criticality and id source."""
     by_name = {s.name: s for s in DEFAULT_ENDPOINTS}
     assert by_name[name] == EndpointSpec(
-        name=name, patterns=patterns, threshold_ms=threshold_ms, critical=critical
+        name=name,
+        patterns=patterns,
+        threshold_ms=threshold_ms,
+        critical=critical,
+        wedding_id_from_query=from_query,
     )
 
 
@@ -454,6 +462,16 @@ def test_different_patterns_have_different_shapes(first: str, second: str) -> No
 def test_endpoint_spec_defaults_to_not_critical() -> None:
     """An EndpointSpec is not critical unless it says so."""
     assert spec("a", "/a").critical is False
+
+
+def test_endpoint_spec_takes_wedding_ids_from_the_path_only_by_default() -> None:
+    """An EndpointSpec takes no wedding id from the query string unless it says so."""
+    assert spec("a", "/a").wedding_id_from_query is False
+
+
+def test_no_default_endpoint_takes_a_wedding_id_from_the_query() -> None:
+    """The default catalogue reads wedding ids from paths only: clients cannot pick the band."""
+    assert [s.name for s in DEFAULT_ENDPOINTS if s.wedding_id_from_query] == []
 
 
 def test_endpoint_spec_is_frozen() -> None:

@@ -56,6 +56,7 @@ PAYMENTS = '[endpoints.payments]\npatterns = ["/api/payments/**"]\ncritical = tr
         ("default_threshold_ms", 200.0),
         ("critical_wedding_day_cap_ms", 100.0),
         ("trust_baggage", False),
+        ("trust_forwarded_client", False),
         ("bands", BandMultipliers()),
         ("endpoints", DEFAULT_ENDPOINTS),
     ],
@@ -164,6 +165,10 @@ def test_config_error_carries_key_and_problem() -> None:
         pytest.param({"saturday_mode": "yes"}, "saturday_mode", id="saturday-text"),
         pytest.param({"trust_baggage": 1}, "trust_baggage", id="trust-int"),
         pytest.param(
+            {"trust_forwarded_client": "yes"}, "trust_forwarded_client", id="forwarded-text"
+        ),
+        pytest.param({"trust_forwarded_client": 1}, "trust_forwarded_client", id="forwarded-int"),
+        pytest.param(
             {"bands": BandMultipliers(final_week=-0.5)}, "bands.final_week", id="band-negative"
         ),
         pytest.param(
@@ -209,6 +214,20 @@ def test_config_error_carries_key_and_problem() -> None:
             {"endpoints": (EndpointSpec(name="a", patterns=("/a",), threshold_ms=1, critical=1),)},  # type: ignore[arg-type]
             "endpoints.a.critical",
             id="critical-int",
+        ),
+        pytest.param(
+            {
+                "endpoints": (
+                    EndpointSpec(
+                        name="a",
+                        patterns=("/a",),
+                        threshold_ms=1,
+                        wedding_id_from_query="yes",  # type: ignore[arg-type]
+                    ),
+                )
+            },
+            "endpoints.a.wedding_id_from_query",
+            id="from-query-text",
         ),
         pytest.param({"endpoints": [endpoint("a", "/a")]}, "endpoints", id="endpoints-not-a-tuple"),
     ],
@@ -321,6 +340,38 @@ def test_omitted_bands_keep_their_defaults(tmp_path: Path) -> None:
     """A [bands] table setting one band leaves the others at their defaults."""
     config = WeddingConfig.from_file(write(tmp_path, "[bands]\nplanning = 1.25\n"))
     assert config.bands == BandMultipliers(planning=1.25)
+
+
+def test_endpoint_query_ids_default_to_off(tmp_path: Path) -> None:
+    """An endpoint that omits wedding_id_from_query takes wedding ids from the path only."""
+    text = '[endpoints.search]\npatterns = ["/search"]\nthreshold_ms = 300\n'
+    assert (
+        WeddingConfig.from_file(write(tmp_path, text)).endpoints[0].wedding_id_from_query is False
+    )
+
+
+def test_endpoint_may_take_wedding_ids_from_the_query(tmp_path: Path) -> None:
+    """wedding_id_from_query = true in an endpoint's table is read."""
+    text = PAYMENTS + "threshold_ms = 150\nwedding_id_from_query = true\n"
+    (payments,) = WeddingConfig.from_file(write(tmp_path, text)).endpoints
+    assert payments.wedding_id_from_query is True
+
+
+def test_unknown_endpoint_key_lists_every_known_key(tmp_path: Path) -> None:
+    """The error for an unknown endpoint key names the keys an endpoint table may hold."""
+    text = PAYMENTS + "threshold_ms = 150\nwedding_id_from_querystring = true\n"
+    with pytest.raises(ConfigError) as excinfo:
+        WeddingConfig.from_file(write(tmp_path, text))
+    assert_one_config_error(excinfo, "endpoints.payments.wedding_id_from_querystring")
+    assert excinfo.value.problem == (
+        "unknown key (known: critical, patterns, threshold_ms, wedding_id_from_query)"
+    )
+
+
+def test_trust_forwarded_client_is_read_from_the_file(tmp_path: Path) -> None:
+    """trust_forwarded_client = true in the file is read."""
+    config = WeddingConfig.from_file(write(tmp_path, "trust_forwarded_client = true\n"))
+    assert config.trust_forwarded_client is True
 
 
 def test_endpoint_critical_defaults_to_false(tmp_path: Path) -> None:
@@ -446,6 +497,14 @@ def test_from_mapping_builds_the_same_config(tmp_path: Path) -> None:
         ),
         pytest.param('saturday_mode = "yes"\n', "saturday_mode", id="saturday-text"),
         pytest.param("trust_baggage = 1\n", "trust_baggage", id="trust-int"),
+        pytest.param(
+            'trust_forwarded_client = "false"\n', "trust_forwarded_client", id="forwarded-text"
+        ),
+        pytest.param(
+            PAYMENTS + "threshold_ms = 150\nwedding_id_from_query = 1\n",
+            "endpoints.payments.wedding_id_from_query",
+            id="from-query-int",
+        ),
         pytest.param("[bands]\nfinal_week = -0.5\n", "bands.final_week", id="band-negative"),
         pytest.param('[bands]\nfinal_week = "x"\n', "bands.final_week", id="band-text"),
         pytest.param("bands = 3\n", "bands", id="bands-not-a-table"),
@@ -539,6 +598,15 @@ ENV_OVERRIDES = [
         False,
         True,
         id="trust_baggage",
+    ),
+    pytest.param(
+        "WEDSYNC_OTEL_TRUST_FORWARDED_CLIENT",
+        "false",
+        "trust_forwarded_client = true\n",
+        "trust_forwarded_client",
+        True,
+        False,
+        id="trust_forwarded_client",
     ),
 ]
 
@@ -698,6 +766,11 @@ def test_environment_timezone_is_stripped() -> None:
             {"WEDSYNC_OTEL_TRUST_BAGGAGE": "trusted"}, "WEDSYNC_OTEL_TRUST_BAGGAGE", id="trust"
         ),
         pytest.param(
+            {"WEDSYNC_OTEL_TRUST_FORWARDED_CLIENT": "proxy"},
+            "WEDSYNC_OTEL_TRUST_FORWARDED_CLIENT",
+            id="forwarded",
+        ),
+        pytest.param(
             {"WEDSYNC_OTEL_DEFAULT_THRESHOLD_MS": "fast"},
             "WEDSYNC_OTEL_DEFAULT_THRESHOLD_MS",
             id="number",
@@ -761,6 +834,7 @@ def _documents(draw: st.DrawFn) -> dict[str, Any]:
         "timezone": st.sampled_from(_ZONES),
         "saturday_mode": st.booleans(),
         "trust_baggage": st.booleans(),
+        "trust_forwarded_client": st.booleans(),
         "season_months": st.lists(st.integers(1, 12), unique=True).map(sorted),
         "default_threshold_ms": _POSITIVE,
         "critical_wedding_day_cap_ms": _POSITIVE,
@@ -770,7 +844,10 @@ def _documents(draw: st.DrawFn) -> dict[str, Any]:
                 {
                     name: st.fixed_dictionaries(
                         {"patterns": st.just([f"/{name}/**"]), "threshold_ms": _POSITIVE},
-                        optional={"critical": st.booleans()},
+                        optional={
+                            "critical": st.booleans(),
+                            "wedding_id_from_query": st.booleans(),
+                        },
                     )
                     for name in names
                 }
@@ -804,7 +881,7 @@ def test_file_round_trips_any_valid_document(tmp_path: Path, document: dict[str,
     """Whatever subset of valid settings a file holds, each is loaded and the rest stay default."""
     config = WeddingConfig.from_file(write(tmp_path, _toml(document)))
     expected = WeddingConfig()
-    for key in ("timezone", "saturday_mode", "trust_baggage"):
+    for key in ("timezone", "saturday_mode", "trust_baggage", "trust_forwarded_client"):
         if key in document:
             expected = expected.replace(**{key: document[key]})
     if "season_months" in document:
@@ -822,6 +899,7 @@ def test_file_round_trips_any_valid_document(tmp_path: Path, document: dict[str,
                     patterns=tuple(table["patterns"]),
                     threshold_ms=table["threshold_ms"],
                     critical=table.get("critical", False),
+                    wedding_id_from_query=table.get("wedding_id_from_query", False),
                 )
                 for name, table in document["endpoints"].items()
             )
@@ -850,6 +928,7 @@ _SETTING_VARIABLES = (
     "WEDSYNC_OTEL_SEASON_MONTHS",
     "WEDSYNC_OTEL_DEFAULT_THRESHOLD_MS",
     "WEDSYNC_OTEL_TRUST_BAGGAGE",
+    "WEDSYNC_OTEL_TRUST_FORWARDED_CLIENT",
 )
 
 

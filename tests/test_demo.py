@@ -8,10 +8,11 @@ import io
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ import redis
 from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -34,12 +36,15 @@ from wedsync_otel.demo.data import DemoData, WeddingRef, build, today_for
 from wedsync_otel.demo.load import Completed, SaturdayPeak, drive
 from wedsync_otel.demo.redis_server import EmbeddedRedis, RedisUnavailable
 from wedsync_otel.demo.runner import BackgroundServer
+from wedsync_otel.export_tuning import ExportTuning
 from wedsync_otel.exporters import read_spans
 from wedsync_otel.instrumentation.redis_hooks import instrument_redis, uninstrument_redis
 
 TODAY = dt.date(2026, 6, 20)
-SPAN_TIMEOUT_S = 10.0
+SPAN_TIMEOUT_S = 60.0
 """The server span ends just after the response is sent: tests wait for it, up to this."""
+EXPORT_DELAY_MILLIS = 50
+"""The batch processor exports this soon after a span ends, so waits end soon after it does."""
 ENDPOINTS = (
     "venue_availability",
     "supplier_profiles",
@@ -50,33 +55,55 @@ ENDPOINTS = (
 )
 
 
+_T = TypeVar("_T")
+
+
+class NotifyingSpanExporter(InMemorySpanExporter):
+    """The SDK's in-memory exporter, waking whoever waits for a span each time a batch arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._arrived = threading.Condition()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = super().export(spans)
+        with self._arrived:
+            self._arrived.notify_all()
+        return result
+
+    def wait_for(self, ready: Callable[[], _T], *, timeout_s: float) -> _T:
+        """``ready()`` once it is truthy, re-checked whenever spans arrive; falsy on timeout."""
+        with self._arrived:
+            return self._arrived.wait_for(ready, timeout_s)
+
+
 @dataclass(frozen=True)
 class Demo:
     """The demo API served on loopback, with the telemetry it reports to."""
 
     data: DemoData
     telemetry: WeddingTelemetry
-    spans: InMemorySpanExporter
+    spans: NotifyingSpanExporter
     url: str
 
     def wedding(self, band: Band) -> WeddingRef:
         return self.data.by_band(band)[0]
 
     def server_span(self, route: str, wedding_id: str) -> ReadableSpan:
-        """The latest server span of ``route`` for ``wedding_id``, once it has ended."""
-        deadline = time.monotonic() + SPAN_TIMEOUT_S
-        while True:
-            self.telemetry.force_flush()
-            found = [
+        """The latest server span of ``route`` for ``wedding_id``, once it has been exported."""
+
+        def matching() -> list[ReadableSpan]:
+            return [
                 span
                 for span in self.spans.get_finished_spans()
                 if span.kind is SpanKind.SERVER
                 and (span.attributes or {}).get("http.route") == route
                 and (span.attributes or {}).get(attr.WEDDING_ID) == wedding_id
             ]
-            if found:
-                return found[-1]
-            assert time.monotonic() < deadline, f"no server span for {route} {wedding_id}"
+
+        found = self.spans.wait_for(matching, timeout_s=SPAN_TIMEOUT_S)
+        assert found, f"no server span for {route} {wedding_id}"
+        return found[-1]
 
 
 def count(attributes: Mapping[str, object], key: str) -> int:
@@ -91,12 +118,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[D
     """The demo app on a free loopback port, its spans in memory, its cache on real Redis."""
     today = today_for(load_config())  # the day the processor judges proximity from
     data = build(tmp_path_factory.mktemp("demo") / "wedsync.db", today=today)
-    spans = InMemorySpanExporter()
+    spans = NotifyingSpanExporter()
     telemetry = wedsync_otel.configure(
         span_exporter=spans,
         metric_exporter=ConsoleMetricExporter(out=io.StringIO()),
         metric_export_interval_millis=3_600_000,
         set_global=False,
+        export_tuning=ExportTuning(schedule_delay_millis=EXPORT_DELAY_MILLIS),
     )
     # Both contrib instrumentations are process-wide: on for this provider, off afterwards.
     SQLite3Instrumentor().instrument(tracer_provider=telemetry.tracer_provider)
@@ -248,16 +276,18 @@ def test_load_reaches_every_endpoint_and_the_snapshot_counts_them(demo: Demo) ->
     assert summary.transport_errors == summary.server_errors == 0
     assert set(summary.by_endpoint) == set(ENDPOINTS)
 
-    deadline = time.monotonic() + SPAN_TIMEOUT_S
-    while True:
-        demo.telemetry.force_flush()
+    def counted() -> dict[str, int]:
         endpoints = demo.telemetry.snapshot().endpoints
-        counted = {
-            name: e.windows["1h"].count for name, e in endpoints.items() if "1h" in e.windows
-        }
-        if all(counted.get(name, 0) >= summary.by_endpoint[name] for name in ENDPOINTS):
-            break
-        assert time.monotonic() < deadline, f"snapshot counts {counted} < {summary.by_endpoint}"
+        return {name: e.windows["1h"].count for name, e in endpoints.items() if "1h" in e.windows}
+
+    def all_counted() -> bool:
+        # A request is measured as its span ends, before the span is queued for export.
+        counts = counted()
+        return all(counts.get(name, 0) >= summary.by_endpoint[name] for name in ENDPOINTS)
+
+    assert demo.spans.wait_for(all_counted, timeout_s=SPAN_TIMEOUT_S), (
+        f"snapshot counts {counted()} < {summary.by_endpoint}"
+    )
 
 
 # --- the embedded Redis ---------------------------------------------------------------------

@@ -29,6 +29,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind
 
 from helpers import CapturingExporter, FakeClock
+from test_exemplars import Service  # a pipeline whose sampler drops requests on demand
 from wedsync_otel import PerformanceMetricExporter, WeddingConfig, configure
 from wedsync_otel.calendar import ApdexClass, Band
 from wedsync_otel.metrics import WeddingRecorder, names
@@ -448,3 +449,22 @@ def test_garbage_histogram_points_are_rejected_and_counted(clock: FakeClock) -> 
     assert fleet.rejected_points == 1
     assert fleet.snapshot().endpoints["rsvp"].windows == {}  # critical: listed, but no data
     assert capture.exported[-1].resource_metrics[0].scope_metrics[0].metrics[0] is metric_
+
+
+def test_unsampled_requests_count_in_the_figures_but_not_in_the_db_histogram(
+    clock: FakeClock,
+) -> None:
+    """A request the sampler dropped counts in count and Apdex; the DB histogram counts sampled."""
+    capture = CapturingExporter()
+    service = Service(capture, clock=clock)
+    try:
+        service.request(500.0, db_ms=40.0, sampled=False)  # tolerating on payments (T = 150 ms)
+        service.request(50.0, db_ms=10.0)
+        stats = service.telemetry.snapshot().endpoints["payments"].windows["1m"]
+        assert (stats.count, stats.apdex) == (2, pytest.approx((1 + 0.5) / 2))
+        service.flush()
+        (db,) = metric(capture.exported[-1], names.DB_DURATION).data.data_points
+        (duration,) = metric(capture.exported[-1], names.SERVER_DURATION).data.data_points
+        assert (db.count, duration.count) == (1, 2)  # the DB count is the sampled share
+    finally:
+        service.close()

@@ -12,7 +12,6 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import (
     ReadableSpan,
     Span,
-    SpanLimits,
     SpanProcessor,
     TracerProvider,
 )
@@ -24,7 +23,6 @@ from helpers import SATURDAY, TUESDAY, FakeClock, Pipeline
 from wedsync_otel import WeddingConfig, WeddingSpanProcessor
 from wedsync_otel import attributes as attr
 from wedsync_otel._span_copy import COPIED_FIELDS, enriched_copy
-from wedsync_otel.processor import does_nothing
 from wedsync_otel.rules import Verdict
 
 MS = 1_000_000
@@ -292,20 +290,6 @@ def test_wedding_attributes_the_span_set_itself_are_replaced_by_the_verdict(
     assert attributes["app.own"] == "kept"
 
 
-def test_copy_keeps_the_count_of_attributes_the_sdk_dropped() -> None:
-    """Attributes the SDK dropped at its limit are still counted on the enriched copy."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(span_limits=SpanLimits(max_attributes=3))
-    provider.add_span_processor(WeddingSpanProcessor(SimpleSpanProcessor(exporter)))
-    # The SDK keeps the newest attributes at its limit: the route comes last so that it stays.
-    attributes = {**{f"app.k{i}": i for i in range(5)}, "http.route": "/api/rsvp"}
-    provider.get_tracer("t").start_span("s", kind=SpanKind.SERVER, attributes=attributes).end()
-    (span,) = exporter.get_finished_spans()
-    assert span.dropped_attributes == 3
-    assert (span.attributes or {})[attr.WEDDING_ENDPOINT] == "rsvp"
-    provider.shutdown()
-
-
 def test_the_copy_sets_every_field_the_sdk_constructor_sets() -> None:
     """A field a later SDK adds to ReadableSpan fails here instead of going missing on copies."""
     assert set(vars(ReadableSpan(name="s"))) == set(COPIED_FIELDS)
@@ -345,13 +329,13 @@ def test_lifecycle_calls_reach_downstream() -> None:
     provider = TracerProvider()
     provider.add_span_processor(WeddingSpanProcessor(downstream))
     provider.get_tracer("t").start_span("s").end()
-    assert provider.force_flush(1234)
+    assert provider.force_flush(60_000)
     provider.shutdown()
     assert downstream.calls[:3] == ["on_start", "_on_ending", "on_end"]
     assert downstream.calls[4] == "shutdown"
     flush, timeout = downstream.calls[3].split(":")
     assert flush == "force_flush"
-    assert 0 < int(timeout) <= 1234  # the SDK passes what is left of the caller's deadline
+    assert 0 < int(timeout) <= 60_000  # the SDK passes what is left of the caller's deadline
 
 
 def test_a_failing_downstream_never_raises_into_the_application() -> None:
@@ -413,7 +397,7 @@ def test_concurrent_threads_each_get_their_own_verdict(
         "/api/guest-lists": "guest_lists",
         "/elsewhere": "other",
     }
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(8, timeout=60)
 
     def work(index: int) -> None:
         barrier.wait()
@@ -427,7 +411,8 @@ def test_concurrent_threads_each_get_their_own_verdict(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
     spans = pipeline.spans()
     assert len(spans) == 1600
     assert all((s.attributes or {})[attr.WEDDING_ENDPOINT] == expected[s.name] for s in spans)
@@ -519,33 +504,3 @@ def test_query_strings_do_not_fill_the_route_cache() -> None:
     assert processor.stats().path_cache_evictions == 0
     endpoints = {(s.attributes or {})[attr.WEDDING_ENDPOINT] for s in exporter.get_finished_spans()}
     assert endpoints == {"rsvp"}
-
-
-class _EmptyHooks(SpanProcessor):
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Nothing to do."""
-
-    def _on_ending(self, span: Span) -> None:
-        pass
-
-
-@pytest.mark.parametrize(
-    ("method", "empty"),
-    [
-        (SpanProcessor.on_start, True),
-        (SimpleSpanProcessor.on_start, True),
-        (_EmptyHooks()._on_ending, True),
-        (_EmptyHooks().on_start, True),
-        (RecordingProcessor().on_start, False),
-        (RecordingProcessor()._on_ending, False),
-        (SimpleSpanProcessor.on_end, False),
-        (print, False),
-        (lambda span: None, True),
-        (lambda span: 0, False),
-    ],
-)
-def test_does_nothing_tells_empty_hooks_from_real_ones(
-    method: Callable[..., object], empty: bool
-) -> None:
-    """Only Python code whose body is pass, a docstring or `return None` counts as empty."""
-    assert does_nothing(method) is empty

@@ -8,14 +8,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from wedsync_otel import WeddingConfig, configure
 from wedsync_otel import attributes as attr
-from wedsync_otel.setup import default_span_exporter
+from wedsync_otel.setup import UnexportedMetrics, default_metric_exporter, default_span_exporter
 
 
 def test_configure_puts_the_wedding_processor_in_front_of_the_exporter() -> None:
@@ -121,3 +123,34 @@ def test_configure_twice_installs_one_global_pipeline() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "one pipeline"
     assert "configure() called again" in result.stderr
+
+
+def test_metrics_are_not_printed_without_an_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    """A span exporter chosen, no metric exporter, no endpoint: stdout stays empty."""
+    telemetry = configure(span_exporter=InMemorySpanExporter(), set_global=False)
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    tracer.start_span("s", kind=SpanKind.SERVER, attributes={"http.route": "/api/rsvp"}).end()
+    assert telemetry.force_flush()
+    assert telemetry.snapshot().endpoints["rsvp"].windows["1m"].count == 1
+    telemetry.shutdown()
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, UnexportedMetrics),
+        ({"OTEL_METRICS_EXPORTER": "console"}, ConsoleMetricExporter),
+        ({"OTEL_METRICS_EXPORTER": " Console "}, ConsoleMetricExporter),
+        ({"OTEL_METRICS_EXPORTER": "none"}, UnexportedMetrics),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}, OTLPMetricExporter),
+        ({"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://127.0.0.1:4317"}, OTLPMetricExporter),
+    ],
+)
+def test_the_default_metric_exporter_follows_the_environment(
+    environ: dict[str, str], expected: type
+) -> None:
+    """OTLP with an endpoint, the console only when asked for, else nothing exported."""
+    exporter = default_metric_exporter(environ)
+    assert type(exporter) is expected
+    exporter.shutdown()

@@ -12,6 +12,11 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeAlias
+
+Clock: TypeAlias = Callable[[], float]
+"""Monotonic seconds, as `time.monotonic` returns them; tests pass a fake one."""
 
 logger = logging.getLogger("wedsync_otel")
 
@@ -45,20 +50,51 @@ def log_internal_error(where: str, exc: BaseException) -> None:
 
 
 class RateLimitedWarning:
-    """A warning logged at most once per interval, counting what it suppressed."""
+    """A warning logged at most once per interval, counting what it suppressed.
 
-    def __init__(self, message: str, *, interval_s: float = 60.0) -> None:
+    ``clock`` returns monotonic seconds (`time.monotonic` unless given), so a
+    test can move time instead of waiting for it. Safe to call from any thread:
+    the count is exact, and the lock is held only to count and to decide.
+    """
+
+    def __init__(
+        self, message: str, *, interval_s: float = 60.0, clock: Clock = time.monotonic
+    ) -> None:
         self._message = message
         self._interval_s = interval_s
-        self._next_at = 0.0
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_at_s: float | None = None  # None: nothing logged yet, so the next one is
         self.count = 0
         """How many times the condition occurred, logged or not."""
 
     def __call__(self, detail: object) -> None:
         """Record one occurrence; log it if the interval has passed."""
-        self.count += 1
-        now = time.monotonic()
-        if now < self._next_at:
-            return
-        self._next_at = now + self._interval_s
-        logger.warning("%s (%r; %d so far)", self._message, detail, self.count)
+        now_s = self._clock()
+        with self._lock:
+            self.count += 1
+            count = self.count
+            if self._next_at_s is not None and now_s < self._next_at_s:
+                return
+            self._next_at_s = now_s + self._interval_s
+        logger.warning("%s (%s; %d so far)", self._message, brief(detail), count)
+
+
+_BRIEF_CHARS = 60
+_MAX_BRIEF_INT_BITS = 256
+
+
+def brief(value: object) -> str:
+    """A short description of ``value`` for a log line, whatever it is; never raises.
+
+    Log details come from garbage input: an int of 5,000 digits (whose text
+    would raise), an object whose ``__repr__`` raises, a megabyte string.
+    """
+    try:
+        if isinstance(value, int) and int.bit_length(value) > _MAX_BRIEF_INT_BITS:
+            return f"<{type(value).__name__} of {int.bit_length(value)} bits>"
+        if isinstance(value, str):
+            value = str.__getitem__(value, slice(0, _BRIEF_CHARS))
+        return str.__getitem__(repr(value), slice(0, _BRIEF_CHARS))
+    except Exception:  # noqa: BLE001 - an object whose __repr__ raises is still described
+        return f"<{type(value).__name__}>"

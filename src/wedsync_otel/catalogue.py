@@ -25,12 +25,20 @@ MAX_PATH_CHARS = 2048
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EndpointSpec:
-    """One catalogue entry: its name, route patterns, base threshold and criticality."""
+    """One catalogue entry: its name, route patterns, base threshold and criticality.
+
+    ``wedding_id_from_query``: whether a request to this endpoint may name its
+    wedding in the query string (``?wedding_id=``). Off by default: a path id
+    is part of the route the application serves, while a query id is chosen
+    by the client on any URL, so it could put any request into the
+    wedding-day band.
+    """
 
     name: str
     patterns: tuple[str, ...]
     threshold_ms: float
     critical: bool = False
+    wedding_id_from_query: bool = False
 
 
 def pattern_problem(pattern: str) -> str | None:

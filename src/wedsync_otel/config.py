@@ -29,7 +29,7 @@ CONFIG_FILE_ENV: Final = "WEDSYNC_OTEL_CONFIG"
 """Environment variable naming a TOML config file for `configure()`."""
 
 _ENDPOINT_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
-_ENDPOINT_KEYS = frozenset({"patterns", "threshold_ms", "critical"})
+_ENDPOINT_KEYS = frozenset({"patterns", "threshold_ms", "critical", "wedding_id_from_query"})
 _TOML_DUPLICATE = re.compile(r"Cannot declare \((?P<key>[^)]*)\) twice")
 
 
@@ -88,7 +88,14 @@ DEFAULT_ENDPOINTS: Final = (
         critical=True,
     ),
 )
-"""The WedSync catalogue from its performance report."""
+"""The WedSync catalogue from its performance report.
+
+No endpoint takes a wedding id from the query string: a client chooses the
+query on any URL, and could put any request into the wedding-day band. A
+deployment whose clients name the wedding with ``?wedding_id=`` opts an
+endpoint in with ``wedding_id_from_query`` (the demo does, for venue
+availability and supplier profiles, whose paths name a venue or a supplier).
+"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,6 +108,8 @@ class WeddingConfig:
     default_threshold_ms: float = 200.0
     critical_wedding_day_cap_ms: float = 100.0
     trust_baggage: bool = False
+    measure_unsampled: bool = True
+    """Judge and measure the request spans the trace sampler drops (see `wedsync_otel.sampling`)."""
     slow_query_ms: float = 50.0
     n_plus_one_limit: int = 5
     request_timeout_s: float = 300.0
@@ -108,6 +117,8 @@ class WeddingConfig:
     trusted_networks: tuple[str, ...] = ()
     trust_header: str = "x-wedsync-trust"
     trust_secret: str | None = field(default=None, repr=False)
+    trust_forwarded_client: bool = False
+    """Whether network trust may use a client address a proxy header set (see `asgi`)."""
     bands: BandMultipliers = field(default_factory=BandMultipliers)
     endpoints: tuple[EndpointSpec, ...] = DEFAULT_ENDPOINTS
     privacy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
@@ -116,6 +127,8 @@ class WeddingConfig:
         _check_timezone("timezone", self.timezone)
         _check_bool("saturday_mode", self.saturday_mode)
         _check_bool("trust_baggage", self.trust_baggage)
+        _check_bool("measure_unsampled", self.measure_unsampled)
+        _check_bool("trust_forwarded_client", self.trust_forwarded_client)
         _check_months("season_months", self.season_months)
         _check_positive("default_threshold_ms", self.default_threshold_ms)
         _check_positive("critical_wedding_day_cap_ms", self.critical_wedding_day_cap_ms)
@@ -253,6 +266,7 @@ SETTINGS: Final = (
         _env_number,
     ),
     Setting("trust_baggage", "WEDSYNC_OTEL_TRUST_BAGGAGE", _file_bool, _env_bool),
+    Setting("measure_unsampled", "WEDSYNC_OTEL_MEASURE_UNSAMPLED", _file_bool, _env_bool),
     Setting("slow_query_ms", "WEDSYNC_OTEL_SLOW_QUERY_MS", _file_number, _env_number),
     Setting("n_plus_one_limit", "WEDSYNC_OTEL_N_PLUS_ONE_LIMIT", _file_int, _env_int),
     Setting("request_timeout_s", "WEDSYNC_OTEL_REQUEST_TIMEOUT_S", _file_number, _env_number),
@@ -260,6 +274,7 @@ SETTINGS: Final = (
     Setting("trusted_networks", "WEDSYNC_OTEL_TRUSTED_NETWORKS", _file_strings, _env_strings),
     Setting("trust_header", "WEDSYNC_OTEL_TRUST_HEADER", _file_str, _env_str),
     Setting("trust_secret", "WEDSYNC_OTEL_TRUST_SECRET", _file_str, _env_str),
+    Setting("trust_forwarded_client", "WEDSYNC_OTEL_TRUST_FORWARDED_CLIENT", _file_bool, _env_bool),
 )
 """Every scalar setting, declared once."""
 
@@ -401,10 +416,10 @@ def _endpoints_from_file(value: object) -> tuple[EndpointSpec, ...]:
         key = f"endpoints.{name}"
         if not isinstance(table, Mapping):
             raise ConfigError(key, "must be a table with patterns, threshold_ms and critical")
-        for unknown in set(table) - _ENDPOINT_KEYS:
-            raise ConfigError(
-                f"{key}.{unknown}", "unknown key (known: critical, patterns, threshold_ms)"
-            )
+        unknown = sorted(set(table) - _ENDPOINT_KEYS, key=repr)  # repr: keys may mix types
+        if unknown:
+            known = ", ".join(sorted(_ENDPOINT_KEYS))
+            raise ConfigError(f"{key}.{unknown[0]}", f"unknown key (known: {known})")
         if "patterns" not in table:
             raise ConfigError(f"{key}.patterns", "missing")
         if "threshold_ms" not in table:
@@ -418,6 +433,9 @@ def _endpoints_from_file(value: object) -> tuple[EndpointSpec, ...]:
                 patterns=tuple(patterns),
                 threshold_ms=_file_number(f"{key}.threshold_ms", table["threshold_ms"]),
                 critical=_file_bool(f"{key}.critical", table.get("critical", False)),
+                wedding_id_from_query=_file_bool(
+                    f"{key}.wedding_id_from_query", table.get("wedding_id_from_query", False)
+                ),
             )
         )
     return tuple(specs)
@@ -511,6 +529,7 @@ def _check_endpoints(endpoints: Sequence[EndpointSpec]) -> None:
         names.add(spec.name)
         _check_positive(f"{key}.threshold_ms", spec.threshold_ms)
         _check_bool(f"{key}.critical", spec.critical)
+        _check_bool(f"{key}.wedding_id_from_query", spec.wedding_id_from_query)
         if not spec.patterns:
             raise ConfigError(f"{key}.patterns", "needs at least one pattern")
         for pattern in spec.patterns:

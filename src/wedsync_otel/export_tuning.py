@@ -9,7 +9,9 @@ default) and wraps the exporter in a `RetryingSpanExporter`, which keeps
 retrying a failed batch with capped exponential backoff until the outage has
 lasted ``retry_deadline_s``. The waiting happens on the batch processor's
 worker thread, never on the application's: ``span.end()`` only appends to the
-queue. Shutdown sets an event that ends any wait at once.
+queue. Shutdown sets an event that ends any wait at once. The exporter reads
+time from an injectable clock and waits through an injectable ``wait``, so its
+deadline and backoff can be tested on a fake clock.
 
 Settings resolve as argument, then environment, then default. The standard
 ``OTEL_BSP_*`` variables keep their meaning (and, as in the SDK, a value that
@@ -24,9 +26,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final, TypeAlias, TypeVar
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.environment_variables import (
@@ -37,7 +39,7 @@ from opentelemetry.sdk.environment_variables import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from wedsync_otel._safety import RateLimitedWarning
+from wedsync_otel._safety import Clock, RateLimitedWarning
 from wedsync_otel.errors import ConfigError
 
 __all__ = [
@@ -73,6 +75,9 @@ MAX_BACKOFF_ENV: Final = "WEDSYNC_OTEL_EXPORT_MAX_BACKOFF_S"
 _Number = TypeVar("_Number", int, float)
 
 _JITTER: Final = 0.2  # +-20 %, as the OTLP exporter's own backoff, so instances do not stampede
+
+Wait: TypeAlias = Callable[[float], bool]
+"""Wait up to the given seconds; True when shutdown ended the wait, as `threading.Event.wait`."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -208,6 +213,13 @@ class RetryingSpanExporter(SpanExporter):
     retried, and from then on each batch gets one attempt until one succeeds,
     so the worker keeps draining the (bounded) queue instead of waiting a full
     deadline per batch. Every span given up is counted in `stats`.
+
+    ``clock`` returns monotonic seconds (default `time.monotonic`); the deadline,
+    `ExportStats.failing_for_s` and the rate limit of the drop warning read it.
+    ``wait`` is how the retry loop waits between attempts; by default it is the
+    shutdown event's own ``wait``, so `shutdown` ends a wait at once. A ``wait``
+    given instead (a test's fake clock, which moves time by what it is asked to
+    wait) cannot be interrupted, but the loop stops after it when shutdown came.
     """
 
     def __init__(
@@ -217,12 +229,16 @@ class RetryingSpanExporter(SpanExporter):
         retry_deadline_s: float = DEFAULT_RETRY_DEADLINE_S,
         initial_backoff_s: float = INITIAL_BACKOFF_S,
         max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
+        clock: Clock = time.monotonic,
+        wait: Wait | None = None,
     ) -> None:
         self._inner = inner
         self._retry_deadline_s = retry_deadline_s
         self._initial_backoff_s = min(initial_backoff_s, max_backoff_s)
         self._max_backoff_s = max_backoff_s
+        self._clock = clock
         self._stopping = threading.Event()
+        self._wait: Wait = self._stopping.wait if wait is None else wait
         self._lock = threading.Lock()
         self._exported = 0
         self._dropped = 0
@@ -230,7 +246,7 @@ class RetryingSpanExporter(SpanExporter):
         self._retrying = 0
         self._failing_since: float | None = None
         self._drop_warning = RateLimitedWarning(
-            "wedsync-otel: spans dropped after the collector stayed unreachable"
+            "wedsync-otel: spans dropped after the collector stayed unreachable", clock=clock
         )
 
     @property
@@ -240,6 +256,7 @@ class RetryingSpanExporter(SpanExporter):
 
     def stats(self) -> ExportStats:
         """Counts so far; safe to call from any thread."""
+        now_s = self._clock()  # before the lock: the clock may be anyone's code
         with self._lock:
             since = self._failing_since
             return ExportStats(
@@ -247,7 +264,7 @@ class RetryingSpanExporter(SpanExporter):
                 dropped_spans=self._dropped,
                 failed_attempts=self._failed_attempts,
                 retrying_spans=self._retrying,
-                failing_for_s=0.0 if since is None else time.monotonic() - since,
+                failing_for_s=0.0 if since is None else max(0.0, now_s - since),
             )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -263,10 +280,10 @@ class RetryingSpanExporter(SpanExporter):
                 if recovered_after is not None:
                     logger.warning(
                         "wedsync-otel: span export recovered after %.1f s",
-                        time.monotonic() - recovered_after,
+                        self._clock() - recovered_after,
                     )
                 return SpanExportResult.SUCCESS
-            now = time.monotonic()
+            now = self._clock()
             with self._lock:
                 self._failed_attempts += 1
                 outage_began = self._failing_since is None
@@ -281,7 +298,7 @@ class RetryingSpanExporter(SpanExporter):
                     self._retry_deadline_s,
                 )
             wait_s = min(backoff_s * random.uniform(1 - _JITTER, 1 + _JITTER), left_s)
-            if wait_s <= 0 or self._stopping.wait(wait_s):
+            if wait_s <= 0 or self._wait(wait_s) or self._stopping.is_set():
                 break
             backoff_s = min(backoff_s * 2, self._max_backoff_s)
         with self._lock:

@@ -10,16 +10,17 @@ other span passes through untouched.
 from __future__ import annotations
 
 import datetime as dt
-import dis
 import math
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import CodeType
 from typing import Any, Final, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanLimits, SpanProcessor
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_STATUS_CODE,
@@ -31,12 +32,13 @@ from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_ROUTE,
 )
 from opentelemetry.semconv.attributes.url_attributes import URL_PATH
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanKind, StatusCode, TraceFlags
 
 from wedsync_otel import attributes as attr
 from wedsync_otel._bounded import BoundedDict
 from wedsync_otel._safety import RateLimitedWarning, log_internal_error, logger
-from wedsync_otel._span_copy import enriched_copy, rescrubbed
+from wedsync_otel._span_copy import Scrubbed, enriched_copy
+from wedsync_otel._wedding_marks import MARKS, Mark, mark_span, take_mark
 from wedsync_otel.attributes import (
     CACHE_BACKEND,
     ROLLUP_APP_DURATION_MS,
@@ -47,7 +49,7 @@ from wedsync_otel.attributes import (
     WEDDING_ID,
     WEDDING_THRESHOLD_BREACHED,
 )
-from wedsync_otel.calendar import ApdexClass, Band, parse_wedding_date
+from wedsync_otel.calendar import ApdexClass, Band, DayFacts, parse_wedding_date
 from wedsync_otel.catalogue import MAX_PATH_CHARS, bare_path
 from wedsync_otel.config import WeddingConfig
 from wedsync_otel.context import (
@@ -60,6 +62,7 @@ from wedsync_otel.instrumentation import queries
 from wedsync_otel.privacy.scrubber import CACHE_SYSTEMS, Scrubber
 from wedsync_otel.rollup import RequestTotals, RollupStore
 from wedsync_otel.rules import Judgement, Verdict, WeddingRules
+from wedsync_otel.sampling import RECORDED_FOR_METRICS
 from wedsync_otel.span_privacy import scrub_fields
 
 _APDEX_TEXT = {apdex: apdex.value for apdex in ApdexClass}
@@ -71,6 +74,7 @@ _SATISFIED, _TOLERATING, _FRUSTRATED = (
     ApdexClass.FRUSTRATED,
 )
 _SERVER, _ERROR = SpanKind.SERVER, StatusCode.ERROR
+_SAMPLED: Final = TraceFlags.SAMPLED
 _SERVER_ERRORS: Final = frozenset(range(500, 600))
 """HTTP statuses that fail a request: one set lookup per span, and None is simply absent."""
 
@@ -78,6 +82,7 @@ Clock = Callable[[], dt.datetime]
 """Returns the current time as an aware datetime."""
 
 _NS_PER_MS = 1_000_000
+_DEFAULT_LIMITS: Final = SpanLimits()
 _NS_PER_S = 1_000_000_000
 
 
@@ -115,7 +120,10 @@ class ProcessorStats:
 
     enriched: int
     invalid_dates: int
+    invalid_wedding_ids: int
     invalid_durations: int
+    invalid_times: int
+    """Spans whose start (or end) is not a calendar instant: judged at the current time."""
     path_cache_evictions: int
     downstream_errors: int
     requests_timed_out: int
@@ -210,26 +218,6 @@ def _with_room(attributes: dict[str, Any]) -> dict[str, Any]:
     return roomy
 
 
-_EMPTY_BODY_OPS: Final = frozenset({"RESUME", "NOP", "LOAD_CONST", "RETURN_VALUE", "RETURN_CONST"})
-_CONSTANT_OPS: Final = frozenset({"LOAD_CONST", "RETURN_CONST"})
-
-
-def does_nothing(method: Callable[..., object]) -> bool:
-    """Whether ``method`` is Python code whose body is only ``pass`` or a docstring.
-
-    Read from the bytecode, so a later SDK that gives such a hook a body is
-    called again without a change here; anything else (C code, a callable
-    object) counts as doing something.
-    """
-    code = getattr(getattr(method, "__func__", method), "__code__", None)
-    if not isinstance(code, CodeType):
-        return False
-    return all(
-        op.opname in _EMPTY_BODY_OPS and (op.opname not in _CONSTANT_OPS or op.argval is None)
-        for op in dis.get_instructions(code)
-    )
-
-
 def is_local_root_or_server(span: ReadableSpan) -> bool:
     """Spans that stand for a request: SERVER spans and local roots."""
     # The fields behind ReadableSpan.kind and .parent: properties cost a call each.
@@ -242,7 +230,8 @@ class WeddingSpanProcessor(SpanProcessor):
 
     ``downstream`` (typically a `BatchSpanProcessor`) receives every span;
     ``clock`` returns "now" as an aware datetime (default: the span's own start
-    time, which is the real time the request began).
+    time, which is the real time the request began). A span that is not an SDK
+    span (an API `NonRecordingSpan`, a duck-typed span) is forwarded untouched.
     """
 
     def __init__(
@@ -253,16 +242,20 @@ class WeddingSpanProcessor(SpanProcessor):
         clock: Clock | None = None,
     ) -> None:
         self._downstream = downstream
-        # Every span starts and ends through these hooks; most downstreams (the batch and
-        # simple processors among them) leave them empty, and a call costs a frame each.
-        self._forward_on_start = not does_nothing(downstream.on_start)
-        self._forward_on_ending = not does_nothing(downstream._on_ending)  # noqa: SLF001
         self.config = config or WeddingConfig.default()
         self.rules = WeddingRules(self.config)
         self._clock = clock
         self._trust_baggage = self.config.trust_baggage
         self._bad_date = RateLimitedWarning("wedsync-otel: span has an unusable wedding.date")
+        self._bad_id = RateLimitedWarning("wedsync-otel: span has an unusable wedding.id")
         self._bad_duration = RateLimitedWarning("wedsync-otel: span has an unusable duration")
+        self._bad_time = RateLimitedWarning(
+            "wedsync-otel: span time is not on the calendar; judged at the current time"
+        )
+        self._lock = threading.Lock()
+        self._shut_down = False
+        self._limits: SpanLimits | None = None
+        """The provider's span limits, read off the first live span (ended spans lack them)."""
         self._listeners: tuple[Callable[[ReadableSpan, Verdict], None], ...] = ()
         self._query_observers: tuple[QueryObserver, ...] = ()
         self.rollup = RollupStore(timeout_s=self.config.request_timeout_s)
@@ -274,6 +267,7 @@ class WeddingSpanProcessor(SpanProcessor):
         self._table = _judgement_table(self.rules)
         self._rows_by_route: BoundedDict[str | None, _Row] = BoundedDict(_MAX_ROUTES)
         self._waiting = self.rollup.waiting
+        self._marks = MARKS
         self._slow_query_ms = self.config.slow_query_ms
         self._enriched = 0
         self._downstream_errors = 0
@@ -288,12 +282,19 @@ class WeddingSpanProcessor(SpanProcessor):
         """The processor that receives every span."""
         return self._downstream
 
+    @property
+    def query_observers(self) -> tuple[QueryObserver, ...]:
+        """The observers `add_query_observer` registered, in order."""
+        return self._query_observers
+
     def stats(self) -> ProcessorStats:
         """Counters of what was enriched, ignored or dropped so far."""
         return ProcessorStats(
             enriched=self._enriched,
             invalid_dates=self._bad_date.count,
+            invalid_wedding_ids=self._bad_id.count,
             invalid_durations=self._bad_duration.count,
+            invalid_times=self._bad_time.count,
             path_cache_evictions=self._rows_by_route.evictions,
             downstream_errors=self._downstream_errors,
             requests_timed_out=self.rollup.timed_out,
@@ -302,77 +303,62 @@ class WeddingSpanProcessor(SpanProcessor):
 
     def add_verdict_listener(self, listener: Callable[[ReadableSpan, Verdict], None]) -> None:
         """Call ``listener`` with every enriched span and its verdict (metrics hook in here)."""
-        self._listeners = (*self._listeners, listener)
+        with self._lock:  # the hot path reads the tuple without a lock; writers swap it
+            self._listeners = (*self._listeners, listener)
 
     def add_query_observer(self, observer: QueryObserver) -> None:
         """Tell ``observer`` (a `QueryAdvisor`) about every query and every N+1 found."""
-        self._query_observers = (*self._query_observers, observer)
+        with self._lock:
+            self._query_observers = (*self._query_observers, observer)
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         try:
-            # Cheapest test first: most spans are children (queries, cache calls), and the
-            # fields behind Span.kind and .parent spare a property call each.
-            if (
-                span._kind is _SERVER or (parent := span._parent) is None or parent.is_remote  # noqa: SLF001
-            ) and (self._trust_baggage or wedding_in_context(parent_context)):
-                self._inherit_wedding(span, parent_context)
+            if self._limits is None:
+                self._limits = _limits_of(span)
+            if span.__class__ is SdkSpan or isinstance(span, ReadableSpan):
+                # Cheapest test first: most spans are children (queries, cache calls), and the
+                # fields behind Span.kind and .parent spare a property call each.
+                if (
+                    span._kind is _SERVER  # noqa: SLF001
+                    or (parent := span._parent) is None  # noqa: SLF001
+                    or parent.is_remote
+                ) and (self._trust_baggage or wedding_in_context(parent_context)):
+                    self._inherit_wedding(span, parent_context)
+                if _measured_only(span):
+                    return  # recorded for the metrics only: no downstream sees it
         except Exception as exc:  # noqa: BLE001 - never raise into the application
             log_internal_error("WeddingSpanProcessor.on_start", exc)
-        if self._forward_on_start:
-            try:
-                self._downstream.on_start(span, parent_context=parent_context)
-            except Exception as exc:  # noqa: BLE001
-                self._downstream_failed("on_start", exc)
+        try:
+            self._downstream.on_start(span, parent_context=parent_context)
+        except Exception as exc:  # noqa: BLE001
+            self._downstream_failed("on_start", exc)
 
     def _inherit_wedding(self, span: Span, parent_context: otel_context.Context | None) -> None:
+        """Mark the span with its context's wedding: beside it, never in its attribute slots."""
         wedding_id, wedding_date = inherited_wedding(
             parent_context, trust_baggage=self._trust_baggage
         )
-        if wedding_id is None and wedding_date is None:
-            return
-        existing = span.attributes or {}
-        if wedding_id is not None and WEDDING_ID not in existing:
-            span.set_attribute(WEDDING_ID, wedding_id)
-        if wedding_date is not None and WEDDING_DATE not in existing:
-            span.set_attribute(WEDDING_DATE, wedding_date)
+        context = span._context  # noqa: SLF001
+        if context is not None:
+            mark_span(context.span_id, wedding_id, wedding_date)
 
     def _on_ending(self, span: Span) -> None:
-        if self._forward_on_ending:
-            try:
-                self._downstream._on_ending(span)  # noqa: SLF001 - the SDK's own hook, forwarded
-            except Exception as exc:  # noqa: BLE001
-                self._downstream_failed("_on_ending", exc)
+        try:
+            if isinstance(span, ReadableSpan) and _measured_only(span):
+                return
+            self._downstream._on_ending(span)  # noqa: SLF001 - the SDK's own hook, forwarded
+        except Exception as exc:  # noqa: BLE001
+            self._downstream_failed("_on_ending", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         forwarded = span
         try:
-            raw = span._attributes  # noqa: SLF001 - read-only; see _plain_attributes
-            attrs = raw._dict if raw.__class__ is BoundedAttributes else _plain_attributes(span)  # noqa: SLF001
-            # Judged on what the application set; exported as the scrubber lets it go.
-            clean = self._scrub_attributes(attrs)
-            exported = attrs if clean is None else clean
-            fields = None
-            if CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
-                forwarded = self._with_child_work(span, attrs, exported)
-                fields = self._scrub_fields(self.scrubber, span, attrs)  # renamed by its query
-            else:
-                # is_local_root_or_server, inline: a call per span is a frame per span.
-                if span._kind is _SERVER or (parent := span._parent) is None or parent.is_remote:  # noqa: SLF001
-                    forwarded = self._enrich(span, attrs, None, exported)
-                # The usual span: a name seen clean, no status text, no events, no links.
-                events, links = span._events, span._links  # noqa: SLF001
-                if (
-                    span._name not in self._clean_values  # noqa: SLF001
-                    or span._status._description  # noqa: SLF001
-                    or (events._dq if events.__class__ is BoundedList else events)  # type: ignore[attr-defined]  # noqa: SLF001
-                    or (links._dq if links.__class__ is BoundedList else links)  # type: ignore[attr-defined]  # noqa: SLF001
-                ):
-                    fields = self._scrub_fields(self.scrubber, span, attrs)
-            if forwarded is span:
-                if fields is not None or exported is not attrs:
-                    forwarded = enriched_copy(span, exported, scrubbed=fields)
-            elif fields is not None:
-                rescrubbed(forwarded, span, fields)  # our own fresh copy: nobody else holds it
+            # The SDK ends a span by handing on a ReadableSpan snapshot of it.
+            if span.__class__ is ReadableSpan or isinstance(span, ReadableSpan):
+                exported = self._exported(span)
+                if exported is None:
+                    return  # judged and measured; the user's sampler dropped it
+                forwarded = exported
         except Exception as exc:  # noqa: BLE001 - forward the original instead
             log_internal_error("WeddingSpanProcessor.on_end", exc)
         try:
@@ -380,16 +366,66 @@ class WeddingSpanProcessor(SpanProcessor):
         except Exception as exc:  # noqa: BLE001
             self._downstream_failed("on_end", exc)
 
+    def _exported(self, span: ReadableSpan) -> ReadableSpan | None:
+        """The span as it goes downstream: judged, rolled up and scrubbed, or itself.
+
+        None for a request recorded only for the metrics (`RequestRecordingSampler`).
+        """
+        raw = span._attributes  # noqa: SLF001 - read-only; see _plain_attributes
+        own = raw._dict if raw.__class__ is BoundedAttributes else _plain_attributes(span)  # noqa: SLF001
+        attrs = own
+        if self._marks:  # some live span was marked with its wedding: is it this one?
+            context = span._context  # noqa: SLF001
+            mark = None if context is None else take_mark(context.span_id)
+            if mark is not None:
+                attrs = _with_mark(own, mark)
+        if RECORDED_FOR_METRICS in own:  # judged and measured, never exported: nothing to scrub
+            self._enrich(span, attrs, None, attrs, fields=None, removed=0)
+            return None
+        # Judged on what the application set; exported as the scrubber lets it go.
+        clean = self._scrub_attributes(attrs)
+        exported = attrs if clean is None else clean
+        removed = 0 if clean is None else len(attrs) - len(clean)
+        fields = None
+        forwarded = span
+        if CACHE_BACKEND in attrs or "db.system" in attrs or "db.system.name" in attrs:
+            fields = self._scrub_fields(self.scrubber, span, attrs)  # renamed by its query
+            forwarded = self._with_child_work(span, attrs, exported, fields, removed)
+        else:
+            # The usual span: a name seen clean, no status text, no events, no links.
+            events, links = span._events, span._links  # noqa: SLF001
+            if (
+                span._name not in self._clean_values  # noqa: SLF001
+                or span._status._description  # noqa: SLF001
+                or (events._dq if events.__class__ is BoundedList else events)  # type: ignore[attr-defined]  # noqa: SLF001
+                or (links._dq if links.__class__ is BoundedList else links)  # type: ignore[attr-defined]  # noqa: SLF001
+            ):
+                fields = self._scrub_fields(self.scrubber, span, attrs)
+            # is_local_root_or_server, inline: a call per span is a frame per span.
+            parent = span._parent  # noqa: SLF001
+            if span._kind is _SERVER or parent is None or parent.is_remote:  # noqa: SLF001
+                forwarded = self._enrich(
+                    span, attrs, None, exported, fields=fields, removed=removed
+                )
+        if forwarded is span and (fields is not None or exported is not own):
+            return enriched_copy(span, exported, scrubbed=fields, removed=removed)
+        return forwarded
+
     def _with_child_work(
-        self, span: ReadableSpan, attrs: dict[str, Any], exported: dict[str, Any]
+        self,
+        span: ReadableSpan,
+        attrs: dict[str, Any],
+        exported: dict[str, Any],
+        fields: Scrubbed | None,
+        removed: int,
     ) -> ReadableSpan:
         """A cache or database span: rolled up, its text rewritten; enriched if it is a root."""
         extra = self._child_work(span, attrs)
         if is_local_root_or_server(span):
-            return self._enrich(span, attrs, extra, exported)
+            return self._enrich(span, attrs, extra, exported, fields=fields, removed=removed)
         if extra:
-            return enriched_copy(span, exported | extra)
-        return span if exported is attrs else enriched_copy(span, exported)
+            return enriched_copy(span, exported | extra, scrubbed=fields, removed=removed)
+        return span  # _exported copies it when its fields or attributes were scrubbed
 
     def _child_work(self, span: ReadableSpan, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
         """Roll a cache or database span up into its request; rewrite a query's text."""
@@ -432,6 +468,9 @@ class WeddingSpanProcessor(SpanProcessor):
         attrs: dict[str, Any],
         extra: dict[str, Any] | None,
         exported: dict[str, Any],
+        *,
+        fields: Scrubbed | None,
+        removed: int,
     ) -> ReadableSpan:
         """The verdict on one request span, written onto its copy (the hot path: kept flat)."""
         route = attrs.get(HTTP_ROUTE)
@@ -445,9 +484,9 @@ class WeddingSpanProcessor(SpanProcessor):
             # day_of's own first test, inline: the day changes once an hour at most.
             low, high, day = self._calendar.last_day
             if not low <= start < high:
-                day = self._day_of(start)
+                day = self._day_at(start)
         else:
-            day = self._day_of(self._now_ns(end))
+            day = self._day_at(self._now_ns(end))
         if WEDDING_DATE in attrs or WEDDING_ID in attrs:
             band, days = self.rules.proximity(self._wedding_date(attrs), day)
         else:
@@ -488,8 +527,8 @@ class WeddingSpanProcessor(SpanProcessor):
             context = span._context  # noqa: SLF001
             totals = self.rollup.pop(0 if context is None else context.trace_id)
             if totals is not None:
-                events = self._roll_up(merged, totals, duration_ms, end)
-        copy = enriched_copy(span, merged, events)
+                events = self._roll_up(span, merged, totals, duration_ms)
+        copy = enriched_copy(span, merged, events, scrubbed=fields, removed=removed)
         self._enriched += 1
         if self._listeners:
             # tuple.__new__ is what Verdict() calls, minus a Python frame and its defaults.
@@ -511,10 +550,10 @@ class WeddingSpanProcessor(SpanProcessor):
 
     def _roll_up(
         self,
+        span: ReadableSpan,
         merged: dict[str, Any],
         totals: RequestTotals,
         duration_ms: float,
-        end_ns: int | None,
     ) -> tuple[Event, ...] | None:
         """Write the request's cache and database totals; an N+1 event when one is found."""
         merged[attr.ROLLUP_CACHE_HITS] = totals.cache_hits
@@ -540,12 +579,15 @@ class WeddingSpanProcessor(SpanProcessor):
                 )
             except Exception as exc:  # noqa: BLE001 - an observer never breaks the request
                 log_internal_error("a query observer", exc)
-        event = Event(
-            attr.DB_N_PLUS_ONE,
+        # Bounded as the SDK bounds an event it adds itself, by the provider's limits.
+        limits = self._limits or _DEFAULT_LIMITS
+        event_attributes = BoundedAttributes(
+            limits.max_event_attributes,
             {attr.DB_FINGERPRINT: fingerprint, "db.query.count": count, "db.query.text": statement},
-            timestamp=end_ns,
+            max_value_len=limits.max_attribute_length,
+            immutable=True,
         )
-        return (event,)
+        return (Event(attr.DB_N_PLUS_ONE, event_attributes, timestamp=span._end_time),)  # noqa: SLF001
 
     def _row_for(self, route: str | None) -> _Row:
         """The entries of a route not seen lately: the catalogue decides, once per path."""
@@ -562,6 +604,14 @@ class WeddingSpanProcessor(SpanProcessor):
             )
         return row
 
+    def _day_at(self, epoch_ns: int) -> DayFacts:
+        """The calendar day of an instant; an instant off the calendar is judged as now, counted."""
+        try:
+            return self._day_of(epoch_ns)
+        except (OverflowError, ValueError, OSError, TypeError):
+            self._bad_time(epoch_ns)
+            return self._day_of(time.time_ns())
+
     def _now_ns(self, end_ns: int | None) -> int:
         """The instant a span is judged at: the injected clock, else its end (it has no start)."""
         if self._clock is not None:
@@ -573,13 +623,16 @@ class WeddingSpanProcessor(SpanProcessor):
         if raw is not None:
             date = parse_wedding_date(raw)
             if date is None:
-                self._bad_date(raw if not isinstance(raw, str) else raw[:40])
+                self._bad_date(raw)
             return date
         wedding_id = attrs.get(WEDDING_ID)
         if wedding_id is None:
             return None
         key = wedding_id_text(wedding_id)
-        return None if key is None else resolve_wedding_date(key)
+        if key is None:
+            self._bad_id(wedding_id)
+            return None
+        return resolve_wedding_date(key)
 
     def _downstream_failed(self, where: str, exc: Exception) -> None:
         self._downstream_errors += 1
@@ -589,7 +642,45 @@ class WeddingSpanProcessor(SpanProcessor):
             )
 
     def shutdown(self) -> None:
-        self._downstream.shutdown()
+        """Shut the downstream down once; what it raises is logged and counted, never raised."""
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        try:
+            self._downstream.shutdown()
+        except Exception as exc:  # noqa: BLE001 - the README promises this never raises
+            self._downstream_failed("shutdown", exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._downstream.force_flush(timeout_millis)
+        """The downstream's answer; False (not flushed) when it raises."""
+        try:
+            return self._downstream.force_flush(timeout_millis)
+        except Exception as exc:  # noqa: BLE001
+            self._downstream_failed("force_flush", exc)
+            return False
+
+
+def _measured_only(span: ReadableSpan) -> bool:
+    """Whether `RequestRecordingSampler` recorded this span for the metrics only."""
+    context = span._context  # noqa: SLF001
+    if context is None or context.trace_flags & _SAMPLED:
+        return False
+    return RECORDED_FOR_METRICS in _plain_attributes(span)
+
+
+def _limits_of(span: object) -> SpanLimits | None:
+    """The limits an SDK span was made with (a private field: None if a later SDK moves it)."""
+    limits = getattr(span, "_limits", None)
+    return limits if isinstance(limits, SpanLimits) else None
+
+
+def _with_mark(attributes: dict[str, Any], mark: Mark) -> dict[str, Any]:
+    """The span's attributes with its wedding mark, where the application set none itself."""
+    wedding_id, wedding_date = mark
+    marked = dict(attributes)
+    if wedding_id is not None and WEDDING_ID not in attributes:
+        marked[WEDDING_ID] = wedding_id
+    if wedding_date is not None and WEDDING_DATE not in attributes:
+        marked[WEDDING_DATE] = wedding_date
+    return marked

@@ -6,24 +6,29 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
+    MetricExportResult,
+    MetricsData,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
 
 from wedsync_otel.config import WeddingConfig, load_config
-from wedsync_otel.export_tuning import ExportTuning, batch_span_processor
+from wedsync_otel.export_tuning import ExportTuning, RetryingSpanExporter, batch_span_processor
 from wedsync_otel.instrumentation import instrument as turn_on
 from wedsync_otel.metrics import PerformanceMetricExporter, PerformanceSnapshot, WeddingRecorder
 from wedsync_otel.metrics.self_metrics import register_self_metrics
 from wedsync_otel.processor import Clock, WeddingSpanProcessor
+from wedsync_otel.sampling import record_every_request
 
 logger = logging.getLogger("wedsync_otel")
 
@@ -95,7 +100,12 @@ def default_span_exporter(environ: Mapping[str, str] | None = None) -> SpanExpor
 
 
 def default_metric_exporter(environ: Mapping[str, str] | None = None) -> MetricExporter:
-    """OTLP over gRPC when the ``otlp`` extra is installed and an endpoint is set; else console."""
+    """OTLP when an endpoint is set; the console if ``OTEL_METRICS_EXPORTER=console``; else none.
+
+    Without an endpoint the figures are still computed, for `WeddingTelemetry.snapshot`
+    and the derived gauges, but nothing is printed: a user who chose a span exporter
+    does not expect every metric dumped to stdout each interval.
+    """
     env = os.environ if environ is None else environ
     if any(env.get(name) for name in _OTLP_METRICS_ENDPOINT_ENVS):
         try:
@@ -106,7 +116,28 @@ def default_metric_exporter(environ: Mapping[str, str] | None = None) -> MetricE
             pass  # default_span_exporter has already said why
         else:
             return OTLPMetricExporter()
-    return ConsoleMetricExporter()
+    if env.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "console":
+        return ConsoleMetricExporter()
+    logger.info(
+        "wedsync-otel: no metrics endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) and no metric_exporter: "
+        "metrics are computed for telemetry.snapshot() but not exported"
+    )
+    return UnexportedMetrics()
+
+
+class UnexportedMetrics(MetricExporter):
+    """Takes every collection and sends it nowhere: the metrics live on in the snapshot."""
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None
 
 
 def configure(
@@ -121,6 +152,7 @@ def configure(
     instrument: Sequence[str] = (),
     set_global: bool = True,
     export_tuning: ExportTuning | None = None,
+    sampler: Sampler | None = None,
 ) -> WeddingTelemetry:
     """Build the pipelines: traces and the wedding performance metrics.
 
@@ -138,7 +170,10 @@ def configure(
     ``OTEL_RESOURCE_ATTRIBUTES``, with ``service_name`` winning. With
     ``set_global`` (the default) both providers become the global ones, once:
     a second call returns the pipeline already installed. ``instrument``
-    names companion instrumentations to turn on (see `instrument`).
+    names companion instrumentations to turn on (see `instrument`). ``sampler``
+    (default: ``OTEL_TRACES_SAMPLER``) decides which traces are exported; every
+    request is measured whatever it decides, unless ``measure_unsampled`` is off
+    (see `wedsync_otel.sampling`).
     """
     global _installed  # noqa: PLW0603 - mirrors the SDK's one global provider
     with _install_lock:
@@ -163,15 +198,20 @@ def configure(
             performance, export_interval_millis=metric_export_interval_millis
         )
         meter_provider = MeterProvider(resource=base, metric_readers=[reader])
-        processor = WeddingSpanProcessor(
-            batch_span_processor(exporter, export_settings, meter_provider=meter_provider),
-            config=effective,
-            clock=clock,
-        )
+        batch = batch_span_processor(exporter, export_settings, meter_provider=meter_provider)
+        processor = WeddingSpanProcessor(batch, config=effective, clock=clock)
         processor.add_verdict_listener(recorder)
-        tracer_provider = TracerProvider(resource=base)
+        tracer_provider = TracerProvider(resource=base, sampler=sampler)
+        if effective.measure_unsampled:
+            record_every_request(tracer_provider)
         tracer_provider.add_span_processor(processor)
-        register_self_metrics(meter_provider, processor, recorder)
+        retrying = batch.span_exporter
+        register_self_metrics(
+            meter_provider,
+            processor,
+            recorder,
+            exporter=retrying if isinstance(retrying, RetryingSpanExporter) else None,
+        )
         telemetry = WeddingTelemetry(
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,

@@ -15,6 +15,7 @@ so database and cache spans are children of the request's server span.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -397,6 +398,21 @@ def _routes(service: WedSyncService) -> list[Route]:
     ]
 
 
+QUERY_ID_ENDPOINTS: Final = ("venue_availability", "supplier_profiles")
+"""The demo's endpoints whose paths name a venue or supplier: ``?wedding_id=`` names the wedding."""
+
+
+def demo_config(config: WeddingConfig) -> WeddingConfig:
+    """``config`` with the demo's query-id endpoints taking ``?wedding_id=`` (see the README)."""
+    endpoints = tuple(
+        dataclasses.replace(spec, wedding_id_from_query=True)
+        if spec.name in QUERY_ID_ENDPOINTS
+        else spec
+        for spec in config.endpoints
+    )
+    return dataclasses.replace(config, endpoints=endpoints)
+
+
 def create_app(
     *,
     db_path: Path,
@@ -415,7 +431,7 @@ def create_app(
     wedding resolver is process-wide, like the middleware that asks it: this
     registers one that reads this database.
     """
-    effective = config if config is not None else load_config()
+    effective = config if config is not None else demo_config(load_config())
     set_wedding_resolver(wedding_date_resolver(db_path))
     service = WedSyncService(db_path, cache, gateway=gateway)
     # WeddingMiddleware must run inside the contrib middleware, where the server span is

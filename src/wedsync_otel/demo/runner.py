@@ -56,7 +56,7 @@ from wedsync_otel.cli.render import plain_summary, summary_table, verdict_lines
 from wedsync_otel.cli.report import in_catalogue_order
 from wedsync_otel.config import WeddingConfig, load_config
 from wedsync_otel.db import QueryAdvisor, Recommendation
-from wedsync_otel.demo.app import create_app
+from wedsync_otel.demo.app import create_app, demo_config
 from wedsync_otel.demo.data import build, connect_untraced, today_for
 from wedsync_otel.demo.load import (
     DEFAULT_RATE_PER_S,
@@ -494,7 +494,7 @@ def run(
     rate_per_s = _check(duration_s, rate)
     plain = not sys.stdout.isatty() if plain is None else plain
     screen = Screen(console=None if plain else Console(), out=sys.stdout)
-    config = load_config()
+    config = demo_config(load_config())
     output = output if output is not None else DEFAULT_OUTPUT
     with ExitStack() as stack:
         destination = (

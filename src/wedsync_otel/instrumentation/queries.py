@@ -75,6 +75,11 @@ class ShapeCache:
 _shapes = ShapeCache()
 
 
+def statement_cache_evictions() -> int:
+    """Statements the process-wide shape cache has evicted so far."""
+    return _shapes.evictions
+
+
 def query(
     attrs: Mapping[str, Any], *, duration_ms: float, slow_ms: float, shapes: ShapeCache = _shapes
 ) -> Query:

@@ -13,29 +13,54 @@ Zero goes to ``zero_count``. Subnormal values count in the bucket of the smalles
 normal value, as the OTel SDK maps them (the data model allows rounding them up).
 Negative, NaN and infinite values are refused: `record` returns ``False``.
 
-Size and scale. ``DEFAULT_MAX_SIZE = 1024``: scale 5 (buckets 2.2% wide) is the
-coarsest scale that meets the 1% target, and 1024 buckets hold 32 octaves at
-scale 5, so a latency series spanning less than a factor of 4e9 (1 µs to 70
-minutes) never goes coarser. The SDK's 160 drops a sigma-1.3 lognormal to scale 3
+Size and scale. ``GUARANTEED_SCALE = 6`` is the coarsest scale whose buckets
+(``2 ** (1/64)``, 1.09% wide) admit a 1% quantile guarantee (below); scale 5
+buckets are 2.19% wide, and no estimate inside one is within 1% of both its ends.
+``DEFAULT_MAX_SIZE = 2048`` holds 32 octaves at scale 6: a series whose positive
+values span ``max / min <= 2 ** (2047 / 64)``, about 4.2e9 (1 µs to 70 minutes
+in ms), never goes coarser. The SDK's 160 drops a sigma-1.3 lognormal to scale 3
 (9% buckets). ``DEFAULT_MAX_SCALE = 20`` (OTel's finest): a series keeps the
-finest scale its range allows, and that is what keeps small samples accurate.
-A window of a few thousand requests spans a narrower range, so it stays at scale
-6 or finer, where sparse buckets still give well under 1%; only a large sample
-reaches scale 5, and by then its buckets are dense enough for interpolation to
-be far inside 1% (a million lognormal latencies: about 600 buckets at scale 5,
-fewer than DDSketch's at 1%). The price is memory on narrow series, which fill
-``max_size`` at a fine scale. Storage is an ``array('q')`` over the occupied index
-range only, 8 bytes a bucket: at most about 8 KiB a series.
+finest scale its range allows, which keeps small samples accurate. The price is
+memory: storage is an ``array('q')`` over the occupied index range only, 8 bytes
+a bucket plus the array's header and growth slack, and a series recorded at a
+scale below 20 spans more than half of ``max_size``, so most series hold 8 to 17
+KB (1 ms to 10 s: scale 7, about 1,700 buckets, 14 KB; the whole 1 µs to 1 h
+range: scale 6, about 2,030 buckets, 17 KB), twice what 1,024 buckets took.
 
-Quantile estimate. Rank ``round(q * (count - 1))`` of the sorted samples (the
-nearest rank, so a sparse tail gives the sample the exact quantile names, not its
-neighbour). A cumulative scan finds the bucket holding that rank; inside it the
-``k``-th of ``n`` samples is put at fraction ``(k + 0.5) / n`` of the bucket's
-logarithmic width. In a dense bucket this follows the real distribution far more
-closely than the bucket's width; a bucket with one sample gets its geometric
-midpoint, DDSketch's estimate, within half a bucket. Known min and max narrow the
-edge buckets, are returned for the first and last ranks, and clamp the result;
-ranks among the zeros give 0.
+Quantile estimate. The reference is the nearest rank: the value at 0-based
+index ``r = round(q * (n - 1))`` of the ``n`` recorded values sorted (Python's
+``round``, halves to even), zeros included; ranks among the zeros give 0. A
+cumulative scan finds the bucket holding rank ``r``, and the bucket is narrowed
+to the histogram's ``[min, max]``, giving ``lo..hi``. Inside it the ``k``-th of
+``n_b`` samples is put at fraction ``(k + 0.5) / n_b`` of the logarithmic width,
+which follows smooth data far more closely than the bucket's width. Where the
+bucket is at most 1.0201 wide (scale 6 or finer) that estimate is clamped into
+``[hi / 1.01, lo * 1.01]``, the values within 1% of every point of ``lo..hi``.
+Ranks ``0`` and ``n - 1`` return ``min`` and ``max`` themselves when those are
+recorded values.
+
+The guarantee. The exact value ``x`` lies in ``lo..hi``, so for every ``q`` and
+any data the estimate ``e`` has ``max(e / x, x / e) <= 1.01`` at scale 6 or
+finer, hence ``|e - x| <= 0.01 * x`` (DDSketch's bound at alpha 0.01). At a
+coarser scale ``s`` no estimate can be within 1% of both ends of a bucket, and
+``e`` is within one bucket, ``2 ** 2 ** -s`` (2.19% at scale 5, 9.05% at the
+scale 3 the SDK's 160 buckets give a wide series): interpolation is kept there,
+as the geometric midpoint would halve that bound but cost smooth data 30-fold
+(0.13% to 3.8% on a million lognormal latencies at scale 3).
+`quantile_error_bound` gives the figure. It holds after any `merge` and
+`subtract`, at whatever scale they leave: a merge of series at scale 6 or finer
+stays there while the union of their ranges fits ``max_size`` buckets at scale 6;
+one coarser input brings the merge down to its scale and bound. The conditions:
+the histogram's ``min`` and ``max`` bound its values (true of what `record`,
+`merge` and `subtract` keep, and of `from_counts` when the data point's are
+right); values are normal floats (a subnormal counts in the bucket of the
+smallest normal, below that bucket's edge); a value in the top bucket of the
+float range, with no ``max`` known, is not bounded. The clamp costs smooth data
+nothing at scale 7 or finer (the bucket lies inside ``[hi / 1.01, 1.01 * lo]``)
+and moves an estimate by at most 0.09% at scale 6, where it binds only in the
+outer 8% of a bucket's width. The many identical values just above a bucket's
+lower edge that quantised timers and cached responses give, which interpolation
+alone puts near the upper edge a whole bucket away, come out within 1%.
 
 Not thread-safe: callers hold their own lock around `record`, `merge` and reads.
 """
@@ -49,8 +74,14 @@ from collections.abc import Sequence
 from math import ceil, exp2, frexp, ldexp, log2
 from typing import Final
 
-DEFAULT_MAX_SIZE: Final = 1024
+DEFAULT_MAX_SIZE: Final = 2048
+"""32 octaves at `GUARANTEED_SCALE`: 1 µs to 70 minutes in ms keep the 1% guarantee."""
 DEFAULT_MAX_SCALE: Final = 20
+
+QUANTILE_RELATIVE_ERROR: Final = 0.01
+"""The guaranteed bound on ``|estimate - exact| / exact`` at `GUARANTEED_SCALE` or finer."""
+GUARANTEED_SCALE: Final = 6
+"""Coarsest scale whose buckets (1.09% wide) admit `QUANTILE_RELATIVE_ERROR`."""
 
 MIN_SCALE: Final = -10
 """At scale -10 every normal float maps to bucket -1 or 0: no coarser scale is useful."""
@@ -60,6 +91,10 @@ MAX_SCALE: Final = 20
 _MIN_NORMAL: Final = sys.float_info.min
 _MAX_FLOAT: Final = sys.float_info.max
 _ITEMSIZE: Final = 8  # array('q')
+# The clamp ratio, a hair inside 1.01: the computed bucket boundaries and the products
+# below are rounded, a few ulps each, and the bound must hold for the exact values.
+_RATIO: Final = (1.0 + QUANTILE_RELATIVE_ERROR) * (1.0 - 1e-9)
+_EDGE_SLACK: Final = 1e-12  # widens a bound taken from a computed bucket boundary
 
 
 def _zeros(length: int) -> array[int]:
@@ -114,6 +149,22 @@ def lower_boundary(index: int, scale: int) -> float:
         return math.inf
 
 
+def quantile_error_bound(scale: int) -> float:
+    """The guaranteed relative error of `ExponentialBuckets.quantile` at ``scale``.
+
+    ``QUANTILE_RELATIVE_ERROR`` at `GUARANTEED_SCALE` or finer; at a coarser
+    scale one bucket, ``2 ** 2 ** -scale - 1``. It bounds both
+    ``estimate / exact - 1`` and ``exact / estimate - 1``, under the conditions
+    the module docstring states. Raises `ValueError` outside OTel's scales.
+    """
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        raise ValueError(f"scale {scale} outside [{MIN_SCALE}, {MAX_SCALE}]")
+    if scale >= GUARANTEED_SCALE:
+        return QUANTILE_RELATIVE_ERROR
+    octaves = ldexp(1.0, -scale)  # log2 of the bucket's width
+    return math.inf if octaves >= 1024 else math.expm1(math.log(2.0) * octaves)
+
+
 def _downscale_needed(low: int, high: int, scale: int, max_size: int) -> int:
     """Smallest scale reduction that fits indices ``low..high`` into ``max_size`` buckets."""
     change = 0
@@ -134,6 +185,7 @@ class ExponentialBuckets:
     __slots__ = (
         "_count",
         "_counts",
+        "_exact_extremes",
         "_factor",
         "_max",
         "_max_scale",
@@ -163,6 +215,8 @@ class ExponentialBuckets:
         self._sum = 0.0
         self._min = math.inf
         self._max = -math.inf
+        self._exact_extremes = True
+        """Min and max are recorded values; False when they are only bounds (a delta's)."""
 
     def __repr__(self) -> str:
         return (
@@ -207,12 +261,12 @@ class ExponentialBuckets:
 
     @property
     def min(self) -> float:
-        """Smallest recorded value; ``inf`` when empty."""
+        """Smallest recorded value (for a `subtract` delta, a lower bound); ``inf`` when empty."""
         return self._min
 
     @property
     def max(self) -> float:
-        """Largest recorded value; ``-inf`` when empty."""
+        """Largest recorded value (for a `subtract` delta, an upper bound); ``-inf`` if empty."""
         return self._max
 
     def record(self, value: float) -> bool:
@@ -353,6 +407,7 @@ class ExponentialBuckets:
         self._sum += other._sum
         self._min = min(self._min, other._min)
         self._max = max(self._max, other._max)
+        self._exact_extremes = self._exact_extremes and other._exact_extremes
         theirs = other._counts
         if not theirs:
             return
@@ -379,8 +434,12 @@ class ExponentialBuckets:
         """A new histogram of what was recorded after ``earlier``: ``self - earlier``.
 
         ``earlier`` is an older cumulative state of the same series; both are
-        brought to the lower of their scales. The result's min and max are
-        ``self``'s, an approximation: the delta's own extremes are unknown.
+        brought to the lower of their scales. The delta's own extremes were
+        never seen, so its min and max are the tightest bounds the two states
+        give: ``self``'s, narrowed to the delta's first and last buckets. One is
+        exact (a recorded value) when ``self``'s lies in a bucket ``earlier``
+        had nothing in, or is a zero the delta has; `quantile` returns min and
+        max for the extreme ranks only when both are exact.
         Raises `ValueError` when any count would go negative: the series was reset.
         """
         if earlier._zero_count > self._zero_count or earlier._count > self._count:
@@ -391,6 +450,7 @@ class ExponentialBuckets:
         shift = earlier._scale - target
         counts = result._counts
         offset = result._offset
+        touched: set[int] = set()  # indices, at the common scale, that ``earlier`` has counts in
         for position, bucket_count in enumerate(earlier._counts):
             if not bucket_count:
                 continue
@@ -398,13 +458,48 @@ class ExponentialBuckets:
             if not 0 <= index < len(counts) or counts[index] < bucket_count:
                 raise ValueError("a bucket count went down since the earlier state: a reset")
             counts[index] -= bucket_count
+            touched.add(index + offset)
         result._zero_count -= earlier._zero_count
         result._count -= earlier._count
         result._sum -= earlier._sum
         result._trim()
-        if result._count == 0:
-            result._min, result._max = math.inf, -math.inf
+        result._bound_delta_extremes(touched)
         return result
+
+    def _bound_delta_extremes(self, touched: set[int]) -> None:
+        """Narrow a fresh delta's min and max, still the later state's, to what the delta holds.
+
+        ``touched`` are the bucket indices the subtracted earlier state had
+        counts in: a later extreme in a bucket outside it was recorded in the
+        delta. Unknown extremes (``min > max``) stay unknown.
+        """
+        if self._count == 0:
+            self._min, self._max = math.inf, -math.inf
+            self._exact_extremes = True
+            return
+        minimum, maximum = self._min, self._max
+        if not minimum <= maximum:
+            return
+        recorded = self._exact_extremes  # the later state's extremes are values it holds
+        counts = self._counts
+        first, last = self._offset, self._offset + len(counts) - 1
+        if self._zero_count:  # values are never negative: a zero of the delta is its minimum
+            minimum, low_exact = 0.0, True
+        else:  # some positive values, so ``counts`` (trimmed) is not empty
+            low_exact = recorded and minimum > 0.0 and self._holds_alone(minimum, first, touched)
+            if first > bucket_index(_MIN_NORMAL, self._scale):  # subnormals sit below that edge
+                minimum = max(minimum, lower_boundary(first, self._scale) * (1.0 - _EDGE_SLACK))
+        if not counts:  # only zeros
+            maximum, high_exact = 0.0, True
+        else:
+            high_exact = recorded and maximum > 0.0 and self._holds_alone(maximum, last, touched)
+            maximum = min(maximum, lower_boundary(last + 1, self._scale) * (1.0 + _EDGE_SLACK))
+        self._min, self._max = minimum, maximum
+        self._exact_extremes = low_exact and high_exact
+
+    def _holds_alone(self, value: float, index: int, touched: set[int]) -> bool:
+        """Whether ``value`` falls in bucket ``index`` and the earlier state had nothing there."""
+        return bucket_index(value, self._scale) == index and index not in touched
 
     def copy(self) -> ExponentialBuckets:
         """An independent copy with the same settings and state."""
@@ -417,15 +512,17 @@ class ExponentialBuckets:
         twin._sum = self._sum
         twin._min = self._min
         twin._max = self._max
+        twin._exact_extremes = self._exact_extremes
         return twin
 
     def quantile(self, q: float) -> float | None:
         """Estimated value at the nearest rank ``round(q * (count - 1))``; ``None`` when empty.
 
-        Log-linear interpolation inside the bucket holding the rank (see the
-        module docstring). Where min and max are known, the first and last
-        ranks return them and the edge buckets are narrowed to them.
-        Raises `ValueError` unless ``0 <= q <= 1``.
+        Log-linear interpolation inside the bucket holding the rank, narrowed to
+        min and max and clamped so that the estimate is within
+        `quantile_error_bound` of the exact value, whatever the data (see the
+        module docstring). When min and max are recorded values, the first and
+        last ranks return them. Raises `ValueError` unless ``0 <= q <= 1``.
         """
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"quantile {q!r} outside [0, 1]")
@@ -434,29 +531,39 @@ class ExponentialBuckets:
         rank = round(q * (self._count - 1))
         if rank < self._zero_count:
             return 0.0
-        known = self._min <= self._max
-        if known and rank == 0:
-            return self._min
-        if known and rank == self._count - 1:
-            return self._max
+        if self._exact_extremes and self._min <= self._max:
+            if rank == 0:
+                return self._min
+            if rank == self._count - 1:
+                return self._max
         below = self._zero_count
         for position, bucket_count in enumerate(self._counts):
             if rank < below + bucket_count:
                 fraction = (rank - below + 0.5) / bucket_count
-                return self._interpolate(self._offset + position, fraction)
+                return self._estimate(self._offset + position, fraction)
             below += bucket_count
         return self._max  # unreachable while count == zero_count + sum(counts)
 
-    def _interpolate(self, index: int, fraction: float) -> float:
-        """The value ``fraction`` of the way through bucket ``index`` on a log scale."""
+    def _estimate(self, index: int, fraction: float) -> float:
+        """The value ``fraction`` of the way through bucket ``index`` on a log scale, clamped.
+
+        The bucket is narrowed to the known min and max, ``low..high``, which
+        holds the exact value ``x``. An estimate ``e`` in ``[high / 1.01,
+        low * 1.01]`` has ``max(e / x, x / e) <= 1.01``. That interval is empty
+        when ``high / low > 1.0201`` (coarser than scale 6); then ``e`` stays
+        in the bucket, within ``high / low`` of ``x``.
+        """
         low = lower_boundary(index, self._scale)
         high = lower_boundary(index + 1, self._scale)
         if self._min <= self._max:
             low = min(max(low, self._min), self._max)
             high = max(min(high, self._max), low)
-        if 0.0 < low < high < math.inf:
-            return low * math.pow(high / low, fraction)
-        return low if low > 0.0 else high
+        if not 0.0 < low < high < math.inf:  # a point, or no upper bound past the largest float
+            return low if low > 0.0 else high
+        estimate = low * math.pow(high / low, fraction)
+        if high / low > _RATIO * _RATIO:  # coarser than scale 6: no 1% bound, keep the bucket's
+            return min(max(estimate, low), high)
+        return min(max(estimate, high / _RATIO, low), low * _RATIO, high)
 
     def nbytes(self) -> int:
         """Approximate memory of the bucket storage: the array, header and growth slack included."""

@@ -3,6 +3,11 @@
 The recorder's pre-aggregated deltas become `ExponentialHistogram` and
 `Sum` metrics in the wrapped exporter's temporality; a `PerformanceSnapshot`
 becomes the derived gauges. Everything goes under this package's scope.
+
+Histogram points carry the interval's exemplars (the SDK's `Exemplar`: value,
+time, trace and span id of sampled requests), whatever the temporality, as the
+SDK's own reservoirs do. Requests past the recorder's series limit are one more
+point per metric, with ``otel.metric.overflow = true`` as its only attribute.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Buckets,
@@ -29,12 +35,16 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from wedsync_otel import attributes as attr
 from wedsync_otel.metrics import names
 from wedsync_otel.metrics.buckets import ExponentialBuckets
-from wedsync_otel.metrics.recording import Deltas
+from wedsync_otel.metrics.recording import Deltas, Exemplars, Overflow
 from wedsync_otel.metrics.scoring import Readiness, Trend
 from wedsync_otel.metrics.snapshot import PerformanceSnapshot, WindowStats
 
 SCOPE: Final = InstrumentationScope("wedsync_otel", "0.1.0")
 """Scope of every metric this package emits."""
+
+OVERFLOW_ATTRIBUTE: Final = "otel.metric.overflow"
+"""The only attribute of the series that takes measurements past the series limit."""
+_OVERFLOW_ATTRIBUTES: Final = {OVERFLOW_ATTRIBUTE: True}
 
 _QUANTILE_GAUGES: Final = (
     (names.LATENCY_P50, "p50_ms"),
@@ -48,104 +58,101 @@ def recorded_metrics(
     histograms: Deltas,
     counters: Deltas,
     *,
+    exemplars: Deltas | None = None,
     delta_histograms: bool,
     delta_counters: bool,
     start_ns: int,
     now_ns: int,
 ) -> list[Metric]:
-    """The recorder's series: ``histograms``/``counters`` hold cumulative or delta totals."""
+    """The recorder's series: ``histograms``/``counters`` hold cumulative or delta totals.
+
+    ``exemplars`` holds the interval's exemplars (``histograms`` itself when omitted).
+    """
+    exemplar_source = histograms if exemplars is None else exemplars
+    overflow = histograms.overflow
+    counted = counters.overflow
     metrics: list[Metric] = []
-    if histograms.durations:
+    duration_points = [
+        _exp_point(
+            _duration_attributes(key),
+            buckets,
+            start_ns,
+            now_ns,
+            exemplar_source.exemplars.get(key),
+        )
+        for key, buckets in histograms.durations.items()
+    ]
+    db_points = [
+        _exp_point(
+            {attr.WEDDING_ENDPOINT: e, attr.WEDDING_PROXIMITY: b},
+            buckets,
+            start_ns,
+            now_ns,
+            exemplar_source.db_exemplars.get((e, b)),
+        )
+        for (e, b), buckets in histograms.db.items()
+    ]
+    if overflow is not None:
+        held = exemplar_source.overflow or Overflow()
+        if overflow.durations.count:
+            duration_points.append(
+                _exp_point(
+                    _OVERFLOW_ATTRIBUTES, overflow.durations, start_ns, now_ns, held.exemplars
+                )
+            )
+        if overflow.db.count:
+            db_points.append(
+                _exp_point(_OVERFLOW_ATTRIBUTES, overflow.db, start_ns, now_ns, held.db_exemplars)
+            )
+    if duration_points:
         metrics.append(
             _exp_histogram(
                 names.SERVER_DURATION,
                 "Server request duration, judged against wedding-aware thresholds",
-                [
-                    (_duration_attributes(key), buckets)
-                    for key, buckets in histograms.durations.items()
-                ],
-                start_ns,
-                now_ns,
+                duration_points,
                 delta=delta_histograms,
             )
         )
-    if histograms.db:
+    if db_points:
         metrics.append(
             _exp_histogram(
                 names.DB_DURATION,
-                "Database time per request",
-                [
-                    ({attr.WEDDING_ENDPOINT: e, attr.WEDDING_PROXIMITY: b}, buckets)
-                    for (e, b), buckets in histograms.db.items()
-                ],
-                start_ns,
-                now_ns,
+                "Database time per sampled request",
+                db_points,
                 delta=delta_histograms,
             )
         )
-    if counters.apdex:
-        metrics.append(
-            _sum(
-                names.APDEX_REQUESTS,
-                "Requests by Apdex class",
-                [
-                    (
-                        {
-                            attr.WEDDING_ENDPOINT: e,
-                            attr.WEDDING_PROXIMITY: b,
-                            attr.WEDDING_APDEX: a,
-                        },
-                        n,
-                    )
-                    for (e, b, a), n in counters.apdex.items()
-                ],
-                start_ns,
-                now_ns,
-                delta=delta_counters,
-            )
-        )
-    if counters.cache:
-        metrics.append(
-            _sum(
-                names.CACHE_REQUESTS,
-                "Cache reads by result",
-                [
-                    (
-                        {
-                            attr.WEDDING_ENDPOINT: e,
-                            attr.WEDDING_PROXIMITY: b,
-                            names.CACHE_RESULT: r,
-                        },
-                        n,
-                    )
-                    for (e, b, r), n in counters.cache.items()
-                ],
-                start_ns,
-                now_ns,
-                delta=delta_counters,
-            )
-        )
-    if counters.breaches:
-        metrics.append(
-            _sum(
-                names.THRESHOLD_BREACHES,
-                "Requests slower than their wedding-aware threshold",
-                [
-                    (
-                        {
-                            attr.WEDDING_ENDPOINT: e,
-                            attr.WEDDING_CRITICAL: c,
-                            attr.WEDDING_PROXIMITY: b,
-                        },
-                        n,
-                    )
-                    for (e, c, b), n in counters.breaches.items()
-                ],
-                start_ns,
-                now_ns,
-                delta=delta_counters,
-            )
-        )
+    apdex: list[tuple[Mapping[str, str | bool], int]] = [
+        ({attr.WEDDING_ENDPOINT: e, attr.WEDDING_PROXIMITY: b, attr.WEDDING_APDEX: a}, n)
+        for (e, b, a), n in counters.apdex.items()
+    ]
+    cache: list[tuple[Mapping[str, str | bool], int]] = [
+        ({attr.WEDDING_ENDPOINT: e, attr.WEDDING_PROXIMITY: b, names.CACHE_RESULT: r}, n)
+        for (e, b, r), n in counters.cache.items()
+    ]
+    breaches: list[tuple[Mapping[str, str | bool], int]] = [
+        ({attr.WEDDING_ENDPOINT: e, attr.WEDDING_CRITICAL: c, attr.WEDDING_PROXIMITY: b}, n)
+        for (e, c, b), n in counters.breaches.items()
+    ]
+    if counted is not None:
+        for points, count in (
+            (apdex, counted.requests),
+            (cache, counted.cache),
+            (breaches, counted.breaches),
+        ):
+            if count:
+                points.append((_OVERFLOW_ATTRIBUTES, count))
+    for name, description, points in (
+        (names.APDEX_REQUESTS, "Requests by Apdex class", apdex),
+        (names.CACHE_REQUESTS, "Cache reads by result", cache),
+        (
+            names.THRESHOLD_BREACHES,
+            "Requests slower than their wedding-aware threshold",
+            breaches,
+        ),
+    ):
+        if points:
+            metrics.append(_sum(name, description, points, start_ns, now_ns, delta=delta_counters))
     return metrics
 
 
@@ -164,9 +171,7 @@ def _duration_attributes(key: tuple[str, bool, str, str]) -> dict[str, str | boo
 def _exp_histogram(
     name: str,
     description: str,
-    points: Iterable[tuple[Mapping[str, str | bool], ExponentialBuckets]],
-    start_ns: int,
-    now_ns: int,
+    points: list[ExponentialHistogramDataPoint],
     *,
     delta: bool,
 ) -> Metric:
@@ -174,13 +179,7 @@ def _exp_histogram(
         name=name,
         description=description,
         unit="ms",
-        data=ExponentialHistogram(
-            data_points=[
-                _exp_point(point_attrs, buckets, start_ns, now_ns)
-                for point_attrs, buckets in points
-            ],
-            aggregation_temporality=_temporality(delta),
-        ),
+        data=ExponentialHistogram(data_points=points, aggregation_temporality=_temporality(delta)),
     )
 
 
@@ -188,11 +187,28 @@ def _temporality(delta: bool) -> AggregationTemporality:
     return AggregationTemporality.DELTA if delta else AggregationTemporality.CUMULATIVE
 
 
+def exemplars_of(held: Exemplars | None) -> list[Exemplar]:
+    """The SDK exemplars of a reservoir, oldest first (none for ``None``)."""
+    if held is None:
+        return []
+    return [
+        Exemplar(
+            filtered_attributes={},
+            value=sample.value,
+            time_unix_nano=sample.time_unix_nano,
+            span_id=sample.span_id,
+            trace_id=sample.trace_id,
+        )
+        for sample in held.samples()
+    ]
+
+
 def _exp_point(
     point_attrs: Mapping[str, str | bool],
     buckets: ExponentialBuckets,
     start_ns: int,
     now_ns: int,
+    held: Exemplars | None = None,
 ) -> ExponentialHistogramDataPoint:
     return ExponentialHistogramDataPoint(
         attributes=dict(point_attrs),
@@ -207,6 +223,7 @@ def _exp_point(
         flags=0,
         min=buckets.min,
         max=buckets.max,
+        exemplars=exemplars_of(held),
     )
 
 

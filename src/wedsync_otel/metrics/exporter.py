@@ -6,29 +6,46 @@ exponential-histogram and sum metrics, (2) feeds every ``wedding.*``
 duration and Apdex series it sees, its own or another source's, delta or
 cumulative, into sliding windows, (3) adds the percentile, Apdex, health,
 trend and readiness gauges, and (4) hands the lot to the wrapped exporter.
+
+The recorder's histogram points carry the exemplars of the interval since the
+previous export, in either temporality. Overflow points (``otel.metric.overflow``,
+requests past the series limit) have no endpoint: they are exported, but no
+window reads them, neither the recorder's nor another source's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.sdk.metrics import Counter, Histogram
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    ExponentialHistogram,
     Metric,
     MetricExporter,
     MetricExportResult,
     MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
 )
 from opentelemetry.sdk.resources import Resource
 
 from wedsync_otel._safety import log_internal_error
 from wedsync_otel.config import WeddingConfig
-from wedsync_otel.metrics.emit import SCOPE, gauges, recorded_metrics, with_own_scope
+from wedsync_otel.metrics import names
+from wedsync_otel.metrics.emit import (
+    OVERFLOW_ATTRIBUTE,
+    SCOPE,
+    gauges,
+    recorded_metrics,
+    with_own_scope,
+)
 from wedsync_otel.metrics.ingest import Ingester
 from wedsync_otel.metrics.performance import PerformanceModel
 from wedsync_otel.metrics.recording import Deltas, WeddingRecorder
@@ -36,6 +53,11 @@ from wedsync_otel.metrics.snapshot import PerformanceSnapshot
 from wedsync_otel.metrics.windows import WindowStore
 
 Clock = Callable[[], dt.datetime]
+
+_WINDOWED: Final = frozenset(
+    {names.SERVER_DURATION, names.APDEX_REQUESTS, names.CACHE_REQUESTS, names.DB_DURATION}
+)
+"""The metrics the windows read from incoming data."""
 
 __all__ = ["SCOPE", "PerformanceMetricExporter", "gauges"]
 
@@ -109,7 +131,8 @@ class PerformanceMetricExporter(MetricExporter):
         now_ns = self._now_ns()
         with self._lock:
             self._drain_recorder(now_ns)
-            self._ingester.ingest(metrics_data, now_ns)  # before our own series are added
+            # Before our own series are added; overflow points name no endpoint to file under.
+            self._ingester.ingest(without_overflow(metrics_data), now_ns)
             snapshot = self._model.snapshot(self._store, now_ns)
             own = self._recorded_metrics(now_ns)
             self._since_export = Deltas()
@@ -122,7 +145,7 @@ class PerformanceMetricExporter(MetricExporter):
         deltas = self._recorder.collect()
         if deltas.empty():
             return
-        self._cumulative.merge(deltas)
+        self._cumulative.merge(deltas, exemplars=False)  # exemplars are per interval
         self._since_export.merge(deltas)
         for (endpoint, _critical, band, status), buckets in deltas.durations.items():
             self._store.add_durations(now_ns, (endpoint, band), buckets, error=status == "5xx")
@@ -135,6 +158,7 @@ class PerformanceMetricExporter(MetricExporter):
             )
         for key, buckets in deltas.db.items():
             self._store.add_db_ms(now_ns, key, buckets.sum)
+            self._store.add_db_requests(now_ns, key, buckets.count)
 
     def _recorded_metrics(self, now_ns: int) -> list[Metric]:
         """The recorder's series, in the inner exporter's temporality."""
@@ -144,6 +168,7 @@ class PerformanceMetricExporter(MetricExporter):
         return recorded_metrics(
             self._since_export if delta_histograms else self._cumulative,
             self._since_export if delta_counters else self._cumulative,
+            exemplars=self._since_export,
             delta_histograms=delta_histograms,
             delta_counters=delta_counters,
             start_ns=self._start_ns,
@@ -164,3 +189,63 @@ class PerformanceMetricExporter(MetricExporter):
             return
         self._shutdown = True
         self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+def _overflowed(point: Any) -> bool:
+    return (point.attributes or {}).get(OVERFLOW_ATTRIBUTE) is True
+
+
+def without_overflow(metrics_data: MetricsData) -> MetricsData:
+    """``metrics_data`` without the overflow points of the metrics the windows read.
+
+    Such a point has only ``otel.metric.overflow``: read as an endpoint's, it would
+    count under ``other`` (and its Apdex requests as frustrated, its cache reads as
+    misses). The same object comes back when there is none, the usual case.
+    """
+    if not any(
+        _overflowed(point)
+        for resource_metrics in metrics_data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+        if metric.name in _WINDOWED
+        for point in getattr(metric.data, "data_points", ())
+    ):
+        return metrics_data
+    return MetricsData(
+        resource_metrics=[
+            ResourceMetrics(
+                resource=resource_metrics.resource,
+                scope_metrics=[
+                    ScopeMetrics(
+                        scope=scope_metrics.scope,
+                        metrics=[_kept(metric) for metric in scope_metrics.metrics],
+                        schema_url=scope_metrics.schema_url,
+                    )
+                    for scope_metrics in resource_metrics.scope_metrics
+                ],
+                schema_url=resource_metrics.schema_url,
+            )
+            for resource_metrics in metrics_data.resource_metrics
+        ]
+    )
+
+
+def _kept(metric: Metric) -> Metric:
+    data = metric.data
+    if metric.name not in _WINDOWED:
+        return metric
+    kept: Sum | ExponentialHistogram
+    if isinstance(data, Sum):
+        kept = Sum(
+            data_points=[point for point in data.data_points if not _overflowed(point)],
+            aggregation_temporality=data.aggregation_temporality,
+            is_monotonic=data.is_monotonic,
+        )
+    elif isinstance(data, ExponentialHistogram):
+        kept = ExponentialHistogram(
+            data_points=[point for point in data.data_points if not _overflowed(point)],
+            aggregation_temporality=data.aggregation_temporality,
+        )
+    else:
+        return metric
+    return dataclasses.replace(metric, data=kept)

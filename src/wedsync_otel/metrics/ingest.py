@@ -112,10 +112,15 @@ class Ingester:
                 self._store.add_cache(time_ns, key, hits=0, misses=count)
 
     def _db(self, source: tuple[Any, ...], metric: Metric, now_ns: int) -> None:
-        """Database time per request: only the histogram's sum is needed."""
+        """Database time per request: the histogram's sum and count (the requests measured)."""
         for point, point_attrs, series in self._points(source, metric, ExponentialHistogram):
-            total = self._increase(series, point.start_time_unix_nano, float(point.sum))
+            start_ns, time_ns = point.start_time_unix_nano, point.time_unix_nano or now_ns
+            total = self._increase(series, start_ns, float(point.sum))
+            counted = self._increase(
+                None if series is None else (*series, "count"), start_ns, float(point.count)
+            )
+            key = _stats_key(point_attrs)
             if total > 0:
-                self._store.add_db_ms(
-                    point.time_unix_nano or now_ns, _stats_key(point_attrs), total
-                )
+                self._store.add_db_ms(time_ns, key, total)
+            if counted > 0:
+                self._store.add_db_requests(time_ns, key, int(counted))

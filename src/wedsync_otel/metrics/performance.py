@@ -33,7 +33,7 @@ def window_stats(merged: Merged, threshold: float) -> WindowStats | None:
     cache_ops = merged.cache_hits + merged.cache_misses
     return WindowStats(
         cache_hit_rate=merged.cache_hits / cache_ops if cache_ops else None,
-        db_time_share=min(1.0, merged.db_ms / buckets.sum) if buckets.sum > 0 else None,
+        db_time_share=_db_time_share(merged, buckets.sum, buckets.count),
         count=buckets.count,
         error_rate=error_rate,
         p50_ms=p50,
@@ -152,3 +152,18 @@ class PerformanceModel:
             readiness=readiness.value,
             reasons=reasons,
         )
+
+
+def _db_time_share(merged: Merged, request_ms: float, requests: int) -> float | None:
+    """Mean database time per request over mean request time, clamped to 1.
+
+    Database time is measured on sampled requests only (their cache and database
+    spans are the only ones recorded), request time on every request: the means
+    per request compare like with like. A source that does not count its
+    database requests measured them all.
+    """
+    if request_ms <= 0 or requests <= 0:
+        return None
+    if merged.db_requests <= 0:
+        return min(1.0, merged.db_ms / request_ms)
+    return min(1.0, (merged.db_ms / merged.db_requests) / (request_ms / requests))

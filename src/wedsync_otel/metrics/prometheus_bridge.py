@@ -9,6 +9,14 @@ exposition format:
 - an exponential histogram becomes a native histogram: OTel scale ``s`` is schema ``s`` (scales
   above 8 are downscaled to 8, Prometheus' finest); OTel bucket ``i`` covers ``(b**i, b**(i+1)]``
   and Prometheus bucket ``i + 1`` the same range;
+- its exemplars (``trace_id`` and ``span_id`` labels, value, timestamp) go twice: all of them,
+  oldest first, in ``Histogram.exemplars``, which Prometheus reads since early 2024
+  (prometheus/prometheus#13488); and the slowest on one classic ``+Inf`` bucket (cumulative
+  count = the whole count, so it is a true classic bucket with a label value that never
+  changes), the only place Prometheus 2.42 (Debian 12) looks. Up to 2.45 it ingests just the
+  first bucket exemplar of a native histogram per scrape (prometheus/prometheus#12553),
+  hence the slowest one there, and no other. Newer versions ignore the classic
+  exemplar once ``Histogram.exemplars`` has one;
 - a monotonic sum becomes a counter (``_total``), any other sum or gauge a gauge;
 - explicit-bucket histograms and summaries are left out (`PrometheusBridge.skipped` counts them).
 
@@ -18,12 +26,14 @@ be cumulative: `PrometheusBridge` asks for cumulative temporality and keeps the 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.sdk.metrics import (
     Counter,
+    Exemplar,
     Histogram,
     ObservableCounter,
     ObservableGauge,
@@ -64,6 +74,8 @@ _MIN_SCHEMA: Final = -4
 _ZERO_THRESHOLD: Final = 2.0**-128  # Prometheus' default: the zero bucket holds exact zeros
 _COUNTER, _GAUGE, _HISTOGRAM = 0, 1, 4  # io.prometheus.client.MetricType
 _GAUGE_FIELD, _COUNTER_FIELD, _HISTOGRAM_FIELD = 2, 3, 7  # io.prometheus.client.Metric
+_BUCKET_FIELD, _EXEMPLARS_FIELD = 3, 16  # io.prometheus.client.Histogram
+_NS_PER_S: Final = 1_000_000_000
 
 
 # --- conversion ----------------------------------------------------------------------------
@@ -84,6 +96,34 @@ def _labels(attributes: Mapping[str, Any] | None) -> bytes:
         bytes_field(1, bytes_field(1, key.encode()) + bytes_field(2, text.encode()))
         for key, text in pairs
     )
+
+
+def _exemplar(exemplar: Exemplar, trace_id: int, span_id: int) -> bytes:
+    """An ``io.prometheus.client.Exemplar``: trace and span id labels, value, timestamp."""
+    labels = bytes_field(
+        1, bytes_field(1, b"span_id") + bytes_field(2, f"{span_id:016x}".encode())
+    ) + bytes_field(1, bytes_field(1, b"trace_id") + bytes_field(2, f"{trace_id:032x}".encode()))
+    seconds, nanos = divmod(exemplar.time_unix_nano, _NS_PER_S)
+    timestamp = uint_field(1, seconds) + uint_field(2, nanos)
+    return labels + double_field(2, float(exemplar.value)) + bytes_field(3, timestamp)
+
+
+def _exemplar_fields(point: ExponentialHistogramDataPoint) -> bytes:
+    """Every exemplar in ``Histogram.exemplars``, and the slowest on a classic +Inf bucket.
+
+    Only exemplars with a trace and a span id: they are what a dashboard links from.
+    """
+    encoded = sorted(
+        (exemplar.time_unix_nano, exemplar.value, _exemplar(exemplar, trace_id, span_id))
+        for exemplar in point.exemplars or ()
+        if (trace_id := exemplar.trace_id) is not None and (span_id := exemplar.span_id) is not None
+    )
+    if not encoded:
+        return b""
+    slowest = max(reversed(encoded), key=lambda item: item[1])[2]  # of equal values, the latest
+    bucket = uint_field(1, point.count) + double_field(2, math.inf) + bytes_field(3, slowest)
+    fields = bytes_field(_BUCKET_FIELD, bucket)
+    return fields + b"".join(bytes_field(_EXEMPLARS_FIELD, item[2]) for item in encoded)
 
 
 def native_buckets(scale: int, offset: int, counts: Sequence[int]) -> tuple[int, dict[int, int]]:
@@ -124,7 +164,7 @@ def _native_histogram(point: ExponentialHistogramDataPoint) -> bytes:
         previous_end, previous_count = index + 1, buckets[index]
     if span_length:
         spans += bytes_field(12, sint_field(1, span_start) + uint_field(2, span_length))
-    return body + spans + deltas
+    return body + spans + deltas + _exemplar_fields(point)
 
 
 def _families(data: MetricsData) -> tuple[dict[str, tuple[int, list[bytes]]], int]:

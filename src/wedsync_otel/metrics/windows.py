@@ -37,6 +37,8 @@ class SlotData:
     cache: dict[StatsKey, list[int]] = field(default_factory=dict)
     """[hits, misses]."""
     db_ms: dict[StatsKey, float] = field(default_factory=dict)
+    db_requests: dict[StatsKey, int] = field(default_factory=dict)
+    """Requests whose database time ``db_ms`` adds up (under sampling, the sampled ones)."""
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Merged:
     cache_hits: int = 0
     cache_misses: int = 0
     db_ms: float = 0.0
+    db_requests: int = 0
+    """Requests ``db_ms`` was measured on; 0 when the source did not say (then: all of them)."""
 
     @property
     def count(self) -> int:
@@ -77,6 +81,7 @@ class Merged:
         self.cache_hits += other.cache_hits
         self.cache_misses += other.cache_misses
         self.db_ms += other.db_ms
+        self.db_requests += other.db_requests
         self.satisfied += other.satisfied
         self.tolerating += other.tolerating
         self.frustrated += other.frustrated
@@ -129,6 +134,11 @@ class WindowRing:
         slot = self._slot(time_ns)
         slot.db_ms[key] = slot.db_ms.get(key, 0.0) + db_ms
 
+    def add_db_requests(self, time_ns: int, key: StatsKey, count: int) -> None:
+        """Add the number of requests whose database time was measured."""
+        slot = self._slot(time_ns)
+        slot.db_requests[key] = slot.db_requests.get(key, 0) + count
+
     def aggregate(
         self, now_ns: int, window_s: int, *, skip_recent_s: int = 0
     ) -> dict[StatsKey, Merged]:
@@ -164,6 +174,8 @@ class WindowRing:
                 merged.cache_misses += misses
             for key, db_ms in slot.db_ms.items():
                 result.setdefault(key, Merged()).db_ms += db_ms
+            for key, count in slot.db_requests.items():
+                result.setdefault(key, Merged()).db_requests += count
         return result
 
 
@@ -199,6 +211,11 @@ class WindowStore:
         """Add database time to both rings."""
         self.fine.add_db_ms(time_ns, key, db_ms)
         self.coarse.add_db_ms(time_ns, key, db_ms)
+
+    def add_db_requests(self, time_ns: int, key: StatsKey, count: int) -> None:
+        """Add the requests that database time was measured on, to both rings."""
+        self.fine.add_db_requests(time_ns, key, count)
+        self.coarse.add_db_requests(time_ns, key, count)
 
     def window(self, now_ns: int, name: str) -> dict[StatsKey, Merged]:
         """Per (endpoint, band) totals of one named window."""

@@ -380,10 +380,13 @@ def _performance_rules(window: str, form: HistogramForm) -> Iterator[dict[str, A
         cache_hit_ratio(window),
         _ratio(hits, _sum_rate(CACHE_REQUESTS, _BY_ENDPOINT, window)),
     )
+    # Means per request: DB time is measured on sampled requests only, durations on all.
     yield _rule(
         db_time_ratio(window),
-        f"{_histogram_sum(DB_DURATION, _BY_ENDPOINT, window, form)}\n/\n"
-        f"{_histogram_sum(SERVER_DURATION, _BY_ENDPOINT, window, form)}",
+        f"({_histogram_sum(DB_DURATION, _BY_ENDPOINT, window, form)}\n/\n"
+        f"{_histogram_count(DB_DURATION, _BY_ENDPOINT, window, form)})\n/\n"
+        f"({_histogram_sum(SERVER_DURATION, _BY_ENDPOINT, window, form)}\n/\n"
+        f"{_histogram_count(SERVER_DURATION, _BY_ENDPOINT, window, form)})",
     )
 
 

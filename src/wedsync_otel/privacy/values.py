@@ -163,6 +163,8 @@ _CARD_SEPARATOR_RE: Final = re.compile(r"[ ._-]+")
 
 def is_card_number(value: int | str) -> bool:
     """Whether ``value`` (digits only) could be a payment card: 13-19 digits, 2-6 first, Luhn."""
+    if isinstance(value, int) and not 10**12 <= value < 10**19:  # str() of a huge int raises
+        return False
     digits = str(value) if isinstance(value, int) else value
     if not (digits.isascii() and digits.isdigit() and 13 <= len(digits) <= 19):
         return False
