@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_instrumentation.py
 	$(BIN)/python benchmarks/bench_asgi.py
 	$(BIN)/python benchmarks/bench_collector.py
+	$(BIN)/python benchmarks/bench_report.py
 
 demo: $(STAMP)
 	$(BIN)/wedsync-otel demo

@@ -21,8 +21,10 @@ from rich.console import Console
 import wedsync_otel
 from helpers import TUESDAY, FakeClock, distribution_installed
 from wedsync_otel import PerformanceSnapshot
+from wedsync_otel.catalogue import EndpointSpec
 from wedsync_otel.cli import plain_summary, summary_table, verdict_lines
 from wedsync_otel.cli.main import main
+from wedsync_otel.config import DEFAULT_ENDPOINTS
 from wedsync_otel.exporters import OtlpJsonFileMetricExporter, OtlpJsonFileSpanExporter
 
 _NS_PER_MS = 1_000_000
@@ -144,17 +146,52 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-# --- report --------------------------------------------------------------------------------
+# --- report ---------------------------------------------------------------------------------
+
+
+def catalogue_toml(endpoints: Sequence[EndpointSpec]) -> str:
+    """A config file holding ``endpoints`` as its catalogue, every other setting the default."""
+    lines: list[str] = []
+    for spec in endpoints:
+        lines += [
+            f"[endpoints.{spec.name}]",
+            f"patterns = {json.dumps(list(spec.patterns))}",
+            f"threshold_ms = {spec.threshold_ms}",
+            f"critical = {str(spec.critical).lower()}",
+            "",
+        ]
+    return "\n".join(lines)
 
 
 @pytest.fixture(scope="module")
-def report_runs(recorded: Recorded) -> dict[str, subprocess.CompletedProcess[str]]:
-    """``report DIR`` and ``report DIR/traces.jsonl --json``, run side by side."""
-    plain, as_json = run_cli_all(
+def default_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in WedSync catalogue, written out as a config file for ``--config``."""
+    path = tmp_path_factory.mktemp("catalogue") / "wedsync.toml"
+    path.write_text(catalogue_toml(DEFAULT_ENDPOINTS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def report_runs(
+    recorded: Recorded, default_catalogue: Path
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """``report DIR``, ``report DIR/traces.jsonl --json`` and both with ``--config``."""
+    plain, as_json, plain_config, json_config = run_cli_all(
         ["report", recorded.directory],
         ["report", recorded.directory / "traces.jsonl", "--json"],
+        ["report", recorded.directory, "--config", default_catalogue],
+        ["report", recorded.directory, "--json", "--config", default_catalogue],
     )
-    return {"plain": plain, "json": as_json}
+    return {
+        "plain": plain,
+        "json": as_json,
+        "plain+config": plain_config,
+        "json+config": json_config,
+    }
+
+
+def _rows(stdout: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in stdout.splitlines() if line.strip()}
 
 
 def test_report_prints_request_count_and_p50_per_endpoint(
@@ -164,25 +201,65 @@ def test_report_prints_request_count_and_p50_per_endpoint(
     result = report_runs["plain"]
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+    rows = _rows(result.stdout)
     payments = rows["payments"]
     assert payments[1:3] == ["100", "20.0"]
-    assert payments[5:7] == ["150", "40"]  # base threshold, breaches
+    assert payments[5:7] == ["150", "40"]  # the threshold its spans carried, breaches
     assert rows["rsvp"][1] == "10"
     assert "Wedding-day readiness: NOT READY" in result.stdout
+    assert "2026-06-16T10:01:54Z (the newest span)" in result.stdout
+    assert "judged by the spans' own wedding.* attributes (no --config)" in result.stdout
+
+
+def test_report_without_config_judges_readiness_by_the_thresholds_on_the_spans(
+    report_runs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """No wedding-day traffic on a Tuesday: readiness uses the tightest threshold carried, noted."""
+    stdout = report_runs["plain"].stdout
+    assert re.search(r"payments: p95 \d+\.\d ms over the wedding-day threshold 150 ms", stdout)
+    assert "no wedding-day traffic in the hour for payments (150 ms), rsvp (200 ms)" in stdout
+    assert "venue_availability" not in stdout
+    assert "couple_timeline" not in stdout
+
+
+def test_report_with_config_judges_by_the_catalogue(
+    report_runs: dict[str, subprocess.CompletedProcess[str]], default_catalogue: Path
+) -> None:
+    """--config re-judges: the catalogue's wedding-day threshold, 75 ms for payments."""
+    result = report_runs["plain+config"]
+    assert result.returncode == 0, result.stderr
     assert re.search(
         r"payments: p95 \d+\.\d ms over the wedding-day threshold 75 ms", result.stdout
     )
-    assert "2026-06-16T10:01:54Z (the newest span)" in result.stdout
+    assert f"judged by the catalogue in {default_catalogue}" in result.stdout
+    assert "no wedding-day traffic" not in result.stdout
 
 
-def test_report_lists_catalogue_endpoints_first_and_other_last(
+def test_report_without_config_lists_only_the_endpoints_in_the_spans(
     report_runs: dict[str, subprocess.CompletedProcess[str]],
 ) -> None:
-    """Rows follow the catalogue (critical endpoints even without traffic), then ``other``."""
+    """Endpoints found in the spans, by name, ``other`` last: none from the built-in catalogue."""
     result = report_runs["json"]
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    assert report["judged_by"] == "spans"
+    assert report["config"] is None
+    assert list(report["endpoints"]) == ["payments", "rsvp", "other"]
+    assert report["endpoints"]["other"]["readiness"] is None
+    assert report["endpoints"]["payments"]["wedding_day_traffic"] == 0
+    assert report["endpoints"]["payments"]["thresholds_ms_by_band"] == {"unknown": 150.0}
+    assert {reason.split(":")[0] for reason in report["reasons"]} == {"payments", "rsvp"}
+
+
+def test_report_with_config_lists_catalogue_endpoints_first_and_other_last(
+    report_runs: dict[str, subprocess.CompletedProcess[str]], default_catalogue: Path
+) -> None:
+    """Rows follow the catalogue (critical endpoints even without traffic), then ``other``."""
+    result = report_runs["json+config"]
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["judged_by"] == "catalogue"
+    assert report["config"] == str(default_catalogue)
     assert list(report["endpoints"]) == [
         "venue_availability",
         "couple_timeline",
@@ -192,17 +269,24 @@ def test_report_lists_catalogue_endpoints_first_and_other_last(
     ]
     assert report["endpoints"]["venue_availability"]["requests"] == 0
     assert report["endpoints"]["other"]["readiness"] is None
+    assert report["reasons"][0].startswith("venue_availability: only 0 requests")
+    assert "wedding_day_traffic" not in report["endpoints"]["payments"]
 
 
+@pytest.mark.parametrize("run", ["json", "json+config"])
 def test_report_json_has_the_live_snapshot_figures(
-    recorded: Recorded, report_runs: dict[str, subprocess.CompletedProcess[str]]
+    recorded: Recorded, report_runs: dict[str, subprocess.CompletedProcess[str]], run: str
 ) -> None:
     """--json figures equal what the live metrics pipeline computed from the same requests."""
-    report = json.loads(report_runs["json"].stdout)
+    report = json.loads(report_runs[run].stdout)
     assert report["window"] == "1h"
     assert report["requests"] == 115
+    assert report["spans"] == 115
+    assert report["unenriched_request_spans"] == 0
+    read = Path(report["path"])
+    files = sorted(read.iterdir()) if read.is_dir() else [read]  # a directory: metrics.jsonl too
+    assert report["bytes"] == sum(file.stat().st_size for file in files)
     assert report["readiness"] == recorded.snapshot.readiness == "not_ready"
-    assert report["reasons"][0].startswith("venue_availability: only 0 requests")
     for name in ("payments", "rsvp", "other"):
         figures, live = report["endpoints"][name], recorded.snapshot.endpoints[name]
         stats = live.windows["1h"]
@@ -210,6 +294,8 @@ def test_report_json_has_the_live_snapshot_figures(
         for key in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "apdex", "health", "error_rate"):
             assert figures[key] == pytest.approx(getattr(stats, key)), (name, key)
         assert figures["trend"] == live.trend
+        assert figures["critical"] == live.critical
+        assert figures["threshold_ms"] == live.threshold_ms
     payments = report["endpoints"]["payments"]
     assert payments["requests"] == 100
     assert payments["p50_ms"] == pytest.approx(20.0, rel=0.01)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -25,7 +28,11 @@ from wedsync_otel.exporters import (
     ExponentialHistogramPoint,
     OtlpJsonFileMetricExporter,
     OtlpJsonFileSpanExporter,
+    ReadCounts,
     SpanRecord,
+    iter_spans,
+    otlp_files,
+    otlp_json,
     read_metrics,
     read_spans,
 )
@@ -302,7 +309,8 @@ def test_concurrent_exports_write_whole_lines(tmp_path: Path) -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
     provider.shutdown()
     assert exporter.path == tmp_path / "nested" / "dir" / "traces.jsonl"
     assert len(exporter.path.read_text(encoding="utf-8").splitlines()) == 200
@@ -344,3 +352,247 @@ def test_timestamps_survive_as_exact_nanoseconds(written: Path) -> None:
     expected = START_NS + 19 * 1_000 * _NS_PER_MS
     assert span.start_ns == expected
     assert dt.datetime.fromtimestamp(span.start_ns / 1e9, tz=dt.UTC).date() == TUESDAY.date()
+
+
+# --- the streaming reader: what protobuf would read, a line or document at a time ---------
+
+
+def _protobuf_spans(line: str) -> list[tuple[object, ...]]:
+    """The spans of one line as protobuf's own JSON parser reads them, for comparison."""
+    document = json.loads(line)
+    otlp_json._recode_ids(document, otlp_json._hex_to_base64)
+    request = json_format.ParseDict(document, ExportTraceServiceRequest())
+    found = []
+    for resource in request.resource_spans:
+        resource_attributes = otlp_json._attributes(resource.resource.attributes)
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                found.append(
+                    (
+                        span.name,
+                        int(span.kind),
+                        span.trace_id.hex(),
+                        span.span_id.hex(),
+                        span.parent_span_id.hex() or None,
+                        span.start_time_unix_nano,
+                        span.end_time_unix_nano,
+                        int(span.status.code),
+                        otlp_json._attributes(span.attributes),
+                        resource_attributes,
+                        scope.scope.name,
+                        [
+                            (e.name, e.time_unix_nano, otlp_json._attributes(e.attributes))
+                            for e in span.events
+                        ],
+                    )
+                )
+    return found
+
+
+_KIND_NUMBER = {kind: number for number, kind in reversed(list(otlp_json._SPAN_KINDS.items()))}
+_STATUS_NUMBER = {code: number for number, code in otlp_json._STATUS_CODES.items()}
+
+
+def _as_tuple(span: SpanRecord) -> tuple[object, ...]:
+    return (
+        span.name,
+        _KIND_NUMBER[span.kind],
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.start_ns,
+        span.end_ns,
+        _STATUS_NUMBER[span.status_code],
+        dict(span.attributes),
+        dict(span.resource),
+        span.scope,
+        [(e.name, e.time_ns, dict(e.attributes)) for e in span.events],
+    )
+
+
+def test_spans_decode_exactly_as_protobufs_parser_reads_them(written: Path) -> None:
+    """Every field and attribute of the exporter's lines, typed as ParseDict reads it."""
+    lines = (written / "traces.jsonl").read_text(encoding="utf-8").splitlines()
+    expected = [span for line in lines for span in _protobuf_spans(line)]
+    decoded = [_as_tuple(span) for span in iter_spans(written / "traces.jsonl")]
+    assert decoded == expected
+    for got, want in zip(decoded, expected, strict=True):
+        for key, value in want[8].items():  # type: ignore[attr-defined]
+            assert type(got[8][key]) is type(value), key  # type: ignore[index]
+
+
+def test_reader_takes_proto_field_names_base64_ids_and_enum_names(tmp_path: Path) -> None:
+    """protobuf's parser takes snake_case names, base64 ids, enum names and numbers as numbers."""
+    trace_id, span_id = bytes(range(16)), bytes(range(8))
+    document = {
+        "resource_spans": [
+            {
+                "scope_spans": [
+                    {
+                        "scope": {"name": "lib"},
+                        "spans": [
+                            {
+                                "trace_id": base64.b64encode(trace_id).decode(),
+                                "span_id": base64.b64encode(span_id).decode(),
+                                "name": "GET /",
+                                "kind": "SPAN_KIND_SERVER",
+                                "start_time_unix_nano": 1_000,
+                                "end_time_unix_nano": "3000",
+                                "status": {"code": "STATUS_CODE_ERROR"},
+                                "attributes": [
+                                    {"key": "n", "value": {"int_value": 7}},
+                                    {"key": "t", "value": {"doubleValue": 150}},
+                                    {"key": "nan", "value": {"doubleValue": "NaN"}},
+                                    {"key": "b", "value": {"bytesValue": "AAE="}},
+                                    {
+                                        "key": "kv",
+                                        "value": {
+                                            "kvlistValue": {
+                                                "values": [
+                                                    {"key": "a", "value": {"boolValue": True}}
+                                                ]
+                                            }
+                                        },
+                                    },
+                                    {"key": "empty", "value": {}},
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
+    path = tmp_path / "snake.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    (span,) = read_spans(path)
+    assert (span.trace_id, span.span_id) == (trace_id.hex(), span_id.hex())
+    assert span.kind is SpanKind.SERVER
+    assert span.status_code is StatusCode.ERROR
+    assert (span.start_ns, span.end_ns) == (1_000, 3_000)
+    attributes = dict(span.attributes)
+    nan = attributes.pop("nan")
+    assert isinstance(nan, float)
+    assert nan != nan  # noqa: PLR0124 - NaN
+    assert attributes == {"n": 7, "t": 150.0, "b": b"\x00\x01", "kv": {"a": True}, "empty": None}
+    assert type(attributes["t"]) is float
+
+
+@pytest.mark.parametrize(
+    ("span", "problem"),
+    [
+        ({"spanId": "not base64 or hex!"}, "not a valid ExportTraceServiceRequest"),
+        ({"startTimeUnixNano": "soon"}, "not a valid ExportTraceServiceRequest"),
+        ({"attributes": [{"key": "x", "value": "bare"}]}, "attribute value must be an object"),
+        ({"attributes": {"x": 1}}, "attributes must be a list"),
+    ],
+    ids=["bad-id", "bad-time", "bare-value", "attributes-object"],
+)
+def test_a_malformed_span_names_file_and_line(
+    tmp_path: Path, span: dict[str, object], problem: str
+) -> None:
+    """A span protobuf would refuse is one ValueError naming the file, line and problem."""
+    document = {"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "x", **span}]}]}]}
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"resourceSpans": []}\n' + json.dumps(document) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"bad.jsonl:2: .*{problem}"):
+        read_spans(path)
+
+
+def _pretty_documents(count: int) -> str:
+    documents = []
+    for index in range(count):
+        span = {
+            "traceId": f"{index + 1:032x}",
+            "spanId": f"{index + 1:016x}",
+            "name": f"span {index}",
+            "attributes": [{"key": "text", "value": {"stringValue": "é" * 50}}],
+        }
+        documents.append({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    return "\n".join(json.dumps(document, indent=2, ensure_ascii=False) for document in documents)
+
+
+def test_pretty_documents_stream_across_chunk_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents and multi-byte characters cut by a chunk's edge read; each byte is counted once."""
+    monkeypatch.setattr(otlp_json, "_CHUNK_BYTES", 37)
+    path = tmp_path / "pretty.json"
+    path.write_text(_pretty_documents(12), encoding="utf-8")
+    heard: list[int] = []
+    counts = ReadCounts()
+    spans = list(iter_spans(path, progress=heard.append, counts=counts))
+    assert [span.name for span in spans] == [f"span {i}" for i in range(12)]
+    assert spans[3].attributes["text"] == "é" * 50
+    assert sum(heard) == counts.bytes_read == path.stat().st_size
+    assert counts.span_requests == 12
+
+
+def test_a_broken_pretty_document_is_reported_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A syntax error in the third document names the line it is on, not the chunk's."""
+    monkeypatch.setattr(otlp_json, "_CHUNK_BYTES", 64)
+    text = _pretty_documents(3)
+    lines = text.splitlines()
+    target = max(i for i, line in enumerate(lines) if '"name": "span 2"' in line)
+    lines[target] = lines[target].replace('"name"', "name")
+    path = tmp_path / "pretty.json"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(ValueError, match=f"pretty.json:{target + 1}: not valid JSON"):
+        read_spans(path)
+
+
+def test_counts_say_what_a_directory_held(written: Path) -> None:
+    """Bytes of both files, span and metric export requests told apart, files counted."""
+    counts = ReadCounts()
+    heard: list[int] = []
+    spans = list(iter_spans(written, progress=heard.append, counts=counts))
+    assert len(_payments(spans)) == 20
+    files = otlp_files(written)
+    assert [file.name for file in files] == ["metrics.jsonl", "traces.jsonl"]
+    assert sum(heard) == counts.bytes_read == sum(file.stat().st_size for file in files)
+    assert counts.files == 2
+    assert counts.span_requests >= 1
+    assert counts.metric_requests >= 1
+
+
+def test_progress_counts_a_skipped_file_as_done(written: Path) -> None:
+    """Other JSON in a directory is passed over, and progress still reaches the total."""
+    (written / "package.json").write_text('{"name": "x"}\n' + " " * 5_000, encoding="utf-8")
+    counts = ReadCounts()
+    heard: list[int] = []
+    list(iter_spans(written, progress=heard.append, counts=counts))
+    files = otlp_files(written)
+    assert len(files) == 3
+    assert sum(heard) == sum(file.stat().st_size for file in files)
+    assert counts.files == 2
+
+
+_WRITER = """
+import sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from wedsync_otel.exporters import OtlpJsonFileSpanExporter
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(OtlpJsonFileSpanExporter(sys.argv[1])))
+tracer = provider.get_tracer("writer")
+for index in range(int(sys.argv[3])):
+    with tracer.start_as_current_span(f"{sys.argv[2]}-{index}", attributes={"pad": "x" * 200_000}):
+        pass
+provider.shutdown()
+"""
+
+
+def test_processes_appending_to_one_file_leave_whole_lines(tmp_path: Path) -> None:
+    """Four processes (pre-forked workers) writing 200 kB lines at once: every line is whole."""
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), f"p{n}", "15"])
+        for n in range(4)
+    ]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    lines = (tmp_path / "traces.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 60
+    assert len({span.name for span in read_spans(tmp_path)}) == 60

@@ -36,17 +36,32 @@ EXIT_INTERNAL: Final = 70
 _REPORT_HELP: Final = """\
 Summarise enriched server spans from OTLP JSON: what the Collector's `file`
 exporter writes, and what wedsync_otel.exporters.OtlpJsonFileSpanExporter
-writes (traces.jsonl). PATH is a file or a directory (its traces.jsonl and any
-other *.json / *.jsonl files holding OTLP export requests).
+writes (traces.jsonl; OTEL_TRACES_EXPORTER=wedsync_otlp_json under
+opentelemetry-instrument). PATH is a file or a directory (its traces.jsonl and
+any other *.json / *.jsonl files holding OTLP export requests).
 
-Per endpoint (catalogue order, then the others): requests, p50/p95/p99,
-base threshold, breaches, error rate, Apdex, health, trend, cache hit rate,
-DB time share and readiness, then the wedding-day verdict with its reasons.
+Per endpoint: requests, p50/p95/p99, base threshold, breaches, error rate,
+Apdex, health, trend, cache hit rate, DB time share and readiness, then the
+wedding-day verdict with its reasons.
+
+Who judges: without --config, the spans. The endpoints are the
+wedding.endpoint names found, and each is judged by what its spans carry:
+the threshold they carried most often (health), the critical flag
+(wedding.critical: readiness only for critical endpoints found), and for
+readiness the tightest threshold of its wedding-day traffic (or, with none in
+the hour, of all its spans; a note says so). With --config FILE, that
+catalogue's thresholds and critical endpoints judge instead, and its critical
+endpoints are judged even without traffic. WEDSYNC_OTEL_CONFIG is not read.
 
 Figures come from the spans' wedding.* attributes, fed through the same
 windows and formulas as the live metrics. Windows are measured back from the
 newest span's end, not from now, so a file from last week still reports. The
-1h window is the one that matters: readiness is always judged on it.
+1h window is the one that matters: readiness is always judged on it. Spans
+without wedding.* attributes are counted and left out.
+
+Files are streamed (a line or document at a time) into bounded totals, so
+memory does not grow with their size; a read that takes over a second shows
+its progress on stderr, in bytes of the total.
 
 Metrics in the same files are not used: spans carry each request's breach
 flag and cache and database time, and place it in its window exactly.
@@ -95,45 +110,89 @@ def _print_json(data: object) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from wedsync_otel.cli.report import performance_report, report_json  # noqa: PLC0415
-    from wedsync_otel.exporters.otlp_json import read_metrics, read_spans  # noqa: PLC0415
+    from wedsync_otel.cli.aggregate import SpanAggregator  # noqa: PLC0415 - keeps --help fast
+    from wedsync_otel.cli.progress import ReadProgress, rich_available  # noqa: PLC0415
+    from wedsync_otel.cli.report import aggregated_report, report_json  # noqa: PLC0415
+    from wedsync_otel.config import WeddingConfig  # noqa: PLC0415
+    from wedsync_otel.exporters.otlp_json import (  # noqa: PLC0415
+        ReadCounts,
+        iter_spans,
+        otlp_files,
+    )
 
-    config = _load_config(args.config)
+    config = None if args.config is None else WeddingConfig.from_file(args.config)
     path: Path = args.path
     if not path.exists():
         raise CliError(f"{path}: no such file or directory")
-    spans = read_spans(path)
-    report = performance_report(spans, config, window=args.window)
+    total_bytes = sum(_size(file) for file in otlp_files(path))
+    counts = ReadCounts()
+    aggregator = SpanAggregator()
+    rich = sys.stderr.isatty() and rich_available()
+    progress = ReadProgress(
+        total_bytes, label=str(path), stream=sys.stderr, rich=rich, show=args.progress
+    )
+    with progress:
+        for span in iter_spans(path, progress=progress, counts=counts):
+            aggregator.add(span)
+    report = aggregated_report(aggregator, config, window=args.window)
     if report is None:
-        if spans:
-            what = f"{len(spans)} spans, none with wedding.* figures"
+        tally = aggregator.tally()
+        if tally.spans:
+            what = f"{tally.spans} spans, none with wedding.* figures"
+            if tally.unenriched:
+                what += f" ({tally.unenriched} of them request spans)"
         else:
-            what = "metrics but no spans" if read_metrics(path) else "no spans"
+            what = "metrics but no spans" if counts.metric_requests else "no spans"
         raise CliError(
             f"{path}: {what} (the report reads traces written behind WeddingSpanProcessor)"
         )
     if args.json:
-        _print_json({"path": str(path), **report_json(report)})
+        source = {
+            "path": str(path),
+            "bytes": counts.bytes_read,
+            "files": counts.files,
+            "config": None if args.config is None else str(args.config),
+        }
+        _print_json({**source, **report_json(report)})
     else:
-        _print_report(report, path)
+        _print_report(report, path, counts.bytes_read, args.config)
     return EXIT_OK
 
 
-def _print_report(report: PerformanceReport, path: Path) -> None:
+def _size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except OSError:  # gone since the directory was listed: reading it says so
+        return 0
+
+
+def _print_report(
+    report: PerformanceReport, path: Path, size_bytes: int, config: Path | None
+) -> None:
     from wedsync_otel.cli import render  # noqa: PLC0415 - keeps --help fast
+    from wedsync_otel.cli.progress import size_text  # noqa: PLC0415
     from wedsync_otel.cli.report import iso_time  # noqa: PLC0415
 
     snapshot = report.snapshot
-    heading = (
-        f"{report.requests} requests from {report.spans} spans in {path}; window "
-        f"{report.window} ending {iso_time(snapshot.taken_at_ns)} (the newest span)"
+    judged = (
+        "judged by the spans' own wedding.* attributes (no --config)"
+        if config is None
+        else f"judged by the catalogue in {config}"
     )
+    heading = [
+        f"{report.requests} requests from {report.spans} spans ({size_text(size_bytes)}) in "
+        f"{path}; window {report.window} ending {iso_time(snapshot.taken_at_ns)} "
+        "(the newest span)",
+        judged,
+        *(f"note: {note}" for note in report.notes),
+    ]
     verdict = render.verdict_lines(snapshot)
     if _use_rich():
         from rich.console import Console  # noqa: PLC0415 - optional extra
 
         console = Console()
-        console.print(heading, markup=False, highlight=False)
+        for line in heading:
+            console.print(line, markup=False, highlight=False)
         console.print(
             render.summary_table(snapshot, window=report.window, breaches=report.breaches)
         )
@@ -142,7 +201,7 @@ def _print_report(report: PerformanceReport, path: Path) -> None:
         for line in verdict[1:]:
             console.print(line, markup=False, highlight=False)
         return
-    print(heading)
+    print("\n".join(heading))
     print()
     print(render.plain_summary(snapshot, window=report.window, breaches=report.breaches))
     print()
@@ -470,7 +529,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="TOML config whose catalogue and thresholds to judge by "
-        "(default: WEDSYNC_OTEL_CONFIG and WEDSYNC_OTEL_* variables, else the defaults)",
+        "(default: what the spans' wedding.* attributes say; the environment is not read)",
+    )
+    report.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show reading progress on stderr (default: once a read takes over 1 s; "
+        "a bar on a terminal, a line every 5 s otherwise)",
     )
     report.set_defaults(handler=_report)
 

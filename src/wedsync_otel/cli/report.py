@@ -7,29 +7,37 @@ last week reports the hour it covers. Spans rather than the file's metrics:
 they carry the breach flag and each request's cache and database totals, and
 their end times place every request in its window exactly, where metrics
 arrive as cumulative totals once an export interval.
+
+Who judges: without a catalogue, the spans themselves. The processor wrote
+its verdict on each (``wedding.endpoint``, ``wedding.threshold_ms``,
+``wedding.critical``, ``wedding.proximity``, ``wedding.apdex``), so the
+endpoints are the ones found, each judged by the thresholds its spans carried
+(see `wedsync_otel.cli.aggregate.EndpointJudgement`). With a catalogue
+(``report --config``), thresholds and critical flags are the catalogue's, and
+its critical endpoints are judged even without traffic.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
-from opentelemetry.trace import StatusCode
-
-from wedsync_otel import attributes as attr
 from wedsync_otel.calendar import Band
 from wedsync_otel.catalogue import OTHER, EndpointSpec
+from wedsync_otel.cli.aggregate import (
+    MAX_ENDPOINTS,
+    MAX_THRESHOLDS,
+    EndpointJudgement,
+    SpanAggregator,
+    SpanJudgedModel,
+)
 from wedsync_otel.config import WeddingConfig
 from wedsync_otel.exporters.otlp_json import SpanRecord
-from wedsync_otel.metrics.buckets import ExponentialBuckets
 from wedsync_otel.metrics.performance import PerformanceModel
-from wedsync_otel.metrics.recording import MAX_DURATION_MS
 from wedsync_otel.metrics.snapshot import PerformanceSnapshot, WindowStats
-from wedsync_otel.metrics.windows import WINDOWS, WindowStore
 from wedsync_otel.rules import threshold_ms
 
 REPORT_WINDOW: Final = "1h"
@@ -43,9 +51,12 @@ BAND_ORDER: Final = (
     Band.UNKNOWN,
 )
 """Bands from the furthest wedding to the nearest, then the two without one."""
+JUDGED_BY_SPANS: Final = "spans"
+"""The spans' own ``wedding.*`` attributes judged: no catalogue was given."""
+JUDGED_BY_CATALOGUE: Final = "catalogue"
+"""A catalogue (``--config``) judged."""
 
 _NS_PER_S: Final = 1_000_000_000
-_STATUS_KEYS: Final = ("http.response.status_code", "http.status_code")
 
 
 # --- performance ---------------------------------------------------------------------------
@@ -56,7 +67,7 @@ class PerformanceReport:
     """A snapshot taken at the newest span's end, with the breaches it does not carry."""
 
     snapshot: PerformanceSnapshot
-    """Endpoints in catalogue order, then the others by name."""
+    """Endpoints in catalogue order (by name without one), then ``other``."""
     breaches: Mapping[str, int]
     """Requests over their threshold per endpoint, in the report's window."""
     window: str
@@ -64,111 +75,118 @@ class PerformanceReport:
     """Spans read."""
     requests: int
     """Enriched spans with a usable duration: what the figures count."""
-
-
-@dataclass
-class _Slot:
-    """Requests of one endpoint, band and error status that ended in one fine slot."""
-
-    durations: ExponentialBuckets = field(default_factory=ExponentialBuckets)
-    apdex: dict[str, int] = field(default_factory=dict)
-    cache_hits: int = 0
-    cache_misses: int = 0
-    db_ms: float = 0.0
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _status(value: object) -> float | None:
-    """An HTTP status; old instrumentations may write it as a string."""
-    if isinstance(value, str) and value.isdigit() and len(value) == 3:
-        return float(value)
-    return _number(value)
-
-
-def _is_error(span: SpanRecord) -> bool:
-    """A 5xx, or a failed span without a status code: what the recorder counts as ``5xx``."""
-    for key in _STATUS_KEYS:
-        status = _status(span.attributes.get(key))
-        if status is not None:
-            return 500 <= status <= 599
-    return span.status_code is StatusCode.ERROR
+    judged_by: str = JUDGED_BY_SPANS
+    """`JUDGED_BY_SPANS` or `JUDGED_BY_CATALOGUE`."""
+    judgements: Mapping[str, EndpointJudgement] = dataclasses.field(default_factory=dict)
+    """Endpoint -> how its spans were judged; empty when a catalogue judged."""
+    unenriched: int = 0
+    """Request spans without ``wedding.*`` attributes: left out."""
+    notes: tuple[str, ...] = ()
+    """What a reader should know about the figures: spans left out, thresholds assumed."""
 
 
 def performance_report(
-    spans: Iterable[SpanRecord], config: WeddingConfig, *, window: str = REPORT_WINDOW
+    spans: Iterable[SpanRecord],
+    config: WeddingConfig | None = None,
+    *,
+    window: str = REPORT_WINDOW,
 ) -> PerformanceReport | None:
     """Figures from enriched spans as of the newest one's end; None when none is enriched.
 
-    Spans are pre-aggregated per fine slot (every request of a slot lands in
-    the same slot of both rings), then added to a `WindowStore`.
+    ``config``: the catalogue to judge by; None judges by the spans' own attributes.
     """
-    store = WindowStore()
-    slot_ns = math.gcd(store.fine.slot_s, store.coarse.slot_s) * _NS_PER_S
-    slots: dict[tuple[int, str, str, bool], _Slot] = {}
-    breached_at: list[tuple[int, str]] = []
-    newest_ns = 0
-    count = requests = 0
+    aggregator = SpanAggregator()
     for span in spans:
-        count += 1
-        endpoint = span.attributes.get(attr.WEDDING_ENDPOINT)
-        duration_ms = _number(span.attributes.get(attr.WEDDING_DURATION_MS))
-        if not isinstance(endpoint, str) or duration_ms is None:
-            continue
-        if not 0.0 <= duration_ms <= MAX_DURATION_MS:  # the recorder rejects these too
-            continue
-        requests += 1
-        newest_ns = max(newest_ns, span.end_ns)
-        band = span.attributes.get(attr.WEDDING_PROXIMITY)
-        key = (span.end_ns // slot_ns, endpoint, str(band or Band.UNKNOWN), _is_error(span))
-        slot = slots.get(key)
-        if slot is None:
-            slot = slots[key] = _Slot()
-        slot.durations.record(duration_ms)
-        apdex = str(span.attributes.get(attr.WEDDING_APDEX, "frustrated"))
-        slot.apdex[apdex] = slot.apdex.get(apdex, 0) + 1
-        slot.cache_hits += int(_number(span.attributes.get(attr.ROLLUP_CACHE_HITS)) or 0)
-        slot.cache_misses += int(_number(span.attributes.get(attr.ROLLUP_CACHE_MISSES)) or 0)
-        slot.db_ms += _number(span.attributes.get(attr.ROLLUP_DB_DURATION_MS)) or 0.0
-        if span.attributes.get(attr.WEDDING_THRESHOLD_BREACHED) is True:
-            breached_at.append((span.end_ns, endpoint))
-    if not requests:
+        aggregator.add(span)
+    return aggregated_report(aggregator, config, window=window)
+
+
+def aggregated_report(
+    aggregator: SpanAggregator, config: WeddingConfig | None, *, window: str = REPORT_WINDOW
+) -> PerformanceReport | None:
+    """The report of the spans an aggregator took; None when none was an enriched request."""
+    aggregator.flush()
+    tally = aggregator.tally()
+    if not tally.requests:
         return None
-    for (index, endpoint, band, error), slot in slots.items():
-        time_ns, series = index * slot_ns, (endpoint, band)
-        store.add_durations(time_ns, series, slot.durations, error=error)
-        for apdex, apdex_count in slot.apdex.items():
-            store.add_apdex(time_ns, endpoint, band, apdex, apdex_count)
-        if slot.cache_hits or slot.cache_misses:
-            store.add_cache(time_ns, series, hits=slot.cache_hits, misses=slot.cache_misses)
-        store.add_db_ms(time_ns, series, slot.db_ms)
-    snapshot = PerformanceModel(config).snapshot(store, newest_ns)
-    breaches: dict[str, int] = {}
-    for end_ns, endpoint in breached_at:
-        if _in_window(store, end_ns, newest_ns, window):
-            breaches[endpoint] = breaches.get(endpoint, 0) + 1
+    now_ns = tally.newest_ns
+    judgements: dict[str, EndpointJudgement] = {}
+    model: PerformanceModel
+    if config is None:
+        base = WeddingConfig.default().replace(endpoints=())
+        judgements = aggregator.judgements(now_ns, default_threshold_ms=base.default_threshold_ms)
+        model, ordering = SpanJudgedModel(judgements, base), base
+    else:
+        model, ordering = PerformanceModel(config), config
+    snapshot = in_catalogue_order(model.snapshot(aggregator.store, now_ns), ordering)
+    notes = _tally_notes(aggregator)
+    if config is None:
+        notes += _judgement_notes(snapshot, judgements)
     return PerformanceReport(
-        snapshot=in_catalogue_order(snapshot, config),
-        breaches=breaches,
+        snapshot=snapshot,
+        breaches=aggregator.breaches(now_ns, window),
         window=window,
-        spans=count,
-        requests=requests,
+        spans=tally.spans,
+        requests=tally.requests,
+        judged_by=JUDGED_BY_SPANS if config is None else JUDGED_BY_CATALOGUE,
+        judgements={name: judgements[name] for name in snapshot.endpoints if name in judgements},
+        unenriched=tally.unenriched,
+        notes=notes,
     )
 
 
-def _in_window(store: WindowStore, time_ns: int, now_ns: int, window: str) -> bool:
-    """Whether ``time_ns`` falls in the slots `WindowStore.window` merges for ``window``."""
-    window_s = WINDOWS[window]
-    ring = (
-        store.fine if window_s <= store.fine.slot_s * (store.fine.max_slots - 1) else store.coarse
-    )
-    ring_slot_ns = ring.slot_s * _NS_PER_S
-    oldest = (now_ns - window_s * _NS_PER_S) // ring_slot_ns
-    return oldest < time_ns // ring_slot_ns <= now_ns // ring_slot_ns
+def _tally_notes(aggregator: SpanAggregator) -> tuple[str, ...]:
+    tally = aggregator.tally()
+    notes = []
+    if tally.unenriched:
+        notes.append(
+            f"{tally.unenriched} request spans (SERVER or root) carry no wedding.* attributes "
+            "and are left out: were they exported behind WeddingSpanProcessor?"
+        )
+    if tally.unusable:
+        notes.append(
+            f"{tally.unusable} enriched spans have no usable wedding.duration_ms and are left out"
+        )
+    if tally.overflow:
+        notes.append(
+            f"{tally.overflow} requests of endpoints beyond the first {MAX_ENDPOINTS} names "
+            "are left out"
+        )
+    if tally.without_threshold:
+        notes.append(f"{tally.without_threshold} requests carry no wedding.threshold_ms")
+    if tally.thresholds_dropped:
+        notes.append(
+            f"{tally.thresholds_dropped} requests' thresholds were not kept (more than "
+            f"{MAX_THRESHOLDS} distinct values in one 10 s slot of one endpoint and band)"
+        )
+    return tuple(notes)
+
+
+def _judgement_notes(
+    snapshot: PerformanceSnapshot, judgements: Mapping[str, EndpointJudgement]
+) -> tuple[str, ...]:
+    notes = []
+    defaulted, tightest = [], []
+    for name in snapshot.endpoints:
+        judged = judgements.get(name)
+        if judged is None:
+            continue
+        if not judged.from_spans:
+            defaulted.append(f"{name} ({judged.threshold_ms:g} ms)")
+        elif judged.critical and not judged.wedding_day_traffic:
+            tightest.append(f"{name} ({judged.wedding_day_threshold_ms:g} ms)")
+    if tightest:
+        notes.append(
+            f"no wedding-day traffic in the hour for {', '.join(tightest)}: readiness is judged "
+            "against the tightest threshold their spans carried (--config FILE judges by a "
+            "catalogue's wedding-day thresholds)"
+        )
+    if defaulted:
+        notes.append(
+            f"no wedding.threshold_ms on the spans of {', '.join(defaulted)}: "
+            "judged against the default threshold"
+        )
+    return tuple(notes)
 
 
 def in_catalogue_order(snapshot: PerformanceSnapshot, config: WeddingConfig) -> PerformanceSnapshot:
@@ -198,10 +216,16 @@ def _window_json(stats: WindowStats | None) -> dict[str, Any]:
 
 
 def report_json(report: PerformanceReport) -> dict[str, Any]:
-    """The report as JSON-ready data: endpoints -> figures, readiness and reasons."""
+    """The report as JSON-ready data: endpoints -> figures, readiness and reasons.
+
+    Judged by the spans, each endpoint also says how many of its spans in the
+    hour were wedding-day traffic (``wedding_day_traffic``): with none, its
+    ``wedding_day_threshold_ms`` is the tightest threshold its spans carried.
+    """
     snapshot = report.snapshot
-    endpoints = {
-        name: {
+    endpoints: dict[str, dict[str, Any]] = {}
+    for name, endpoint in snapshot.endpoints.items():
+        figures: dict[str, Any] = {
             "critical": endpoint.critical,
             "threshold_ms": endpoint.threshold_ms,
             "wedding_day_threshold_ms": endpoint.wedding_day_threshold_ms,
@@ -211,17 +235,23 @@ def report_json(report: PerformanceReport) -> dict[str, Any]:
             "readiness": endpoint.readiness if endpoint.critical else None,
             "reasons": list(endpoint.reasons),
         }
-        for name, endpoint in snapshot.endpoints.items()
-    }
+        judged = report.judgements.get(name)
+        if judged is not None:
+            figures["wedding_day_traffic"] = judged.wedding_day_traffic
+            figures["thresholds_ms_by_band"] = dict(judged.band_thresholds_ms)
+        endpoints[name] = figures
     return {
         "window": report.window,
         "window_end": iso_time(snapshot.taken_at_ns),
         "window_end_unix_nano": snapshot.taken_at_ns,
+        "judged_by": report.judged_by,
         "spans": report.spans,
         "requests": report.requests,
+        "unenriched_request_spans": report.unenriched,
         "endpoints": endpoints,
         "readiness": snapshot.readiness,
         "reasons": list(snapshot.reasons),
+        "notes": list(report.notes),
     }
 
 

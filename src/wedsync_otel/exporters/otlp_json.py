@@ -1,4 +1,4 @@
-"""OTLP JSON files: span and metric exporters that append, and readers that read them back.
+"""OTLP JSON files: span and metric exporters that append, and readers that stream them back.
 
 One line per export, each an ``ExportTraceServiceRequest`` or
 ``ExportMetricsServiceRequest`` in the OTLP/JSON encoding: what the
@@ -6,19 +6,36 @@ OpenTelemetry Collector's ``file`` exporter writes and its ``otlpjsonfile``
 receiver reads, so a run can be replayed through a collector, and a
 collector's file can be read by ``wedsync-otel report``.
 
-The SDK's own OTLP encoders build the protobuf messages and protobuf's JSON
-mapping writes them, with the two changes the OTLP/JSON spec makes to that
-mapping: enums are integers, and trace and span ids are hex, not base64 (a
-collector decodes base64 ids into the wrong bytes). The readers undo the id
-change before `json_format.ParseDict` and accept base64 ids as well.
+Writing: the SDK's own OTLP encoders build the protobuf messages and
+protobuf's JSON mapping writes them, with the two changes the OTLP/JSON spec
+makes to that mapping: enums are integers, and trace and span ids are hex,
+not base64 (a collector decodes base64 ids into the wrong bytes). Each line
+goes to the file in one ``write`` on a descriptor opened with ``O_APPEND``, so
+several processes (pre-forked workers) appending to one file leave whole lines.
+
+Both exporters can be built without arguments, as the SDK's configurator
+builds the exporters it finds under the ``opentelemetry_traces_exporter`` and
+``opentelemetry_metrics_exporter`` entry points (both named
+``wedsync_otlp_json``): the directory is then `JSON_DIR_ENV`
+(``WEDSYNC_OTEL_JSON_DIR``), else `DEFAULT_JSON_DIR` under the working directory.
+
+Reading streams: a file is read a line (JSON lines) or a document (a pretty
+file) at a time, never whole, and spans are decoded straight from the parsed
+JSON into `SpanRecord`s, hex or base64 ids, camelCase or snake_case field
+names and int64 as string or number alike. Metrics go through protobuf's
+``ParseDict``, after the ids are recoded to base64.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import codecs
+import contextlib
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +49,6 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -58,8 +74,14 @@ logger = logging.getLogger("wedsync_otel")
 
 TRACES_FILE: Final = "traces.jsonl"
 METRICS_FILE: Final = "metrics.jsonl"
+JSON_DIR_ENV: Final = "WEDSYNC_OTEL_JSON_DIR"
+"""Directory the exporters write to when built without one (zero-code: the entry points)."""
+DEFAULT_JSON_DIR: Final = "wedsync-telemetry"
+"""Directory (under the working directory) when neither an argument nor `JSON_DIR_ENV` names one."""
 _SUFFIXES: Final = frozenset({".json", ".jsonl"})
-_ID_KEYS: Final = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id"})
+_ID_KEYS: Final = frozenset(
+    {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
+)
 _HEX_ID_LENGTHS: Final = frozenset({16, 32})  # span id and trace id, in hex digits
 _SPANS_KEYS: Final = ("resourceSpans", "resource_spans")
 _METRICS_KEYS: Final = ("resourceMetrics", "resource_metrics")
@@ -68,7 +90,7 @@ _REQUEST_KEYS: Final = frozenset(
 )
 
 # OTLP's SpanKind counts from SPAN_KIND_UNSPECIFIED = 0; the API's from INTERNAL = 0.
-_SPAN_KINDS: Final = {
+_SPAN_KINDS: Final[dict[int, SpanKind]] = {
     trace_pb2.Span.SPAN_KIND_UNSPECIFIED: SpanKind.INTERNAL,
     trace_pb2.Span.SPAN_KIND_INTERNAL: SpanKind.INTERNAL,
     trace_pb2.Span.SPAN_KIND_SERVER: SpanKind.SERVER,
@@ -76,7 +98,7 @@ _SPAN_KINDS: Final = {
     trace_pb2.Span.SPAN_KIND_PRODUCER: SpanKind.PRODUCER,
     trace_pb2.Span.SPAN_KIND_CONSUMER: SpanKind.CONSUMER,
 }
-_STATUS_CODES: Final = {
+_STATUS_CODES: Final[dict[int, StatusCode]] = {
     trace_pb2.Status.STATUS_CODE_UNSET: StatusCode.UNSET,
     trace_pb2.Status.STATUS_CODE_OK: StatusCode.OK,
     trace_pb2.Status.STATUS_CODE_ERROR: StatusCode.ERROR,
@@ -100,27 +122,45 @@ def to_json_line(request: Message) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
+def json_directory(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Where the exporters write: ``directory``, else `JSON_DIR_ENV`, else `DEFAULT_JSON_DIR`.
+
+    Made absolute against the working directory now, so a later ``chdir`` does
+    not move the files. An empty variable counts as unset.
+    """
+    if directory is None:
+        directory = os.environ.get(JSON_DIR_ENV, "").strip() or DEFAULT_JSON_DIR
+    return Path(directory).absolute()
+
+
 class _JsonLinesFile:
-    """An append-only file of lines, opened on first use, written and flushed under a lock."""
+    """An append-only file of lines, opened on first use, written under a lock.
+
+    Opened with ``O_APPEND`` and written with one ``os.write`` per line: no
+    user-space buffer splits a line, so threads here and other processes
+    appending to the same file each leave whole lines (on a local file system;
+    a write cut short by a full disk is finished in further writes).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._stream: IO[str] | None = None
+        self._fd: int | None = None
         self._closed = False
         self._failing = False
 
     def append(self, line: str) -> bool:
-        """Write one line and flush it; False (logged once per failure streak) if it failed."""
+        """Write one line; False (logged once per failure streak) if it failed."""
+        data = memoryview((line + "\n").encode("utf-8"))
         with self._lock:
             if self._closed:
                 return False
             try:
-                if self._stream is None:
+                if self._fd is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._stream = self.path.open("a", encoding="utf-8")
-                self._stream.write(line + "\n")
-                self._stream.flush()
+                    self._fd = os.open(self.path, _APPEND_FLAGS, 0o644)
+                while data:
+                    data = data[os.write(self._fd, data) :]
             except OSError as exc:
                 if not self._failing:
                     logger.warning("wedsync-otel: cannot write %s (%s)", self.path, exc)
@@ -133,20 +173,25 @@ class _JsonLinesFile:
         """Close the file; later appends fail. Idempotent."""
         with self._lock:
             self._closed = True
-            stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.close()
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+_APPEND_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
 class OtlpJsonFileSpanExporter(SpanExporter):
     """Appends each export to ``directory/traces.jsonl`` as one ``ExportTraceServiceRequest``.
 
+    ``directory`` defaults to `JSON_DIR_ENV`, else `DEFAULT_JSON_DIR` (see
+    `json_directory`): ``OTEL_TRACES_EXPORTER=wedsync_otlp_json`` builds it so.
     The file is created on the first export, so a bad directory is logged (once)
     instead of raising into the application that configured the exporter.
     """
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self._file = _JsonLinesFile(Path(directory) / TRACES_FILE)
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self._file = _JsonLinesFile(json_directory(directory) / TRACES_FILE)
 
     @property
     def path(self) -> Path:
@@ -187,11 +232,13 @@ class OtlpJsonFileMetricExporter(MetricExporter):
 
     Prefers cumulative temporality, as the collector's file exporter writes it:
     every line then stands on its own, and the last one holds the totals.
+    ``directory`` defaults like `OtlpJsonFileSpanExporter`'s:
+    ``OTEL_METRICS_EXPORTER=wedsync_otlp_json`` builds it without one.
     """
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         super().__init__(preferred_temporality=dict(_CUMULATIVE))
-        self._file = _JsonLinesFile(Path(directory) / METRICS_FILE)
+        self._file = _JsonLinesFile(json_directory(directory) / METRICS_FILE)
 
     @property
     def path(self) -> Path:
@@ -329,73 +376,147 @@ class MetricRecord:
 # --- reading: files ------------------------------------------------------------------------
 
 
-def read_spans(path: str | os.PathLike[str]) -> list[SpanRecord]:
+Progress: TypeAlias = Callable[[int], None]
+"""Called with the number of bytes just read, as a read goes through its files."""
+
+
+@dataclass(kw_only=True, slots=True)
+class ReadCounts:
+    """What a read went through: filled in as `iter_spans` streams, complete once it ends."""
+
+    files: int = 0
+    """Files read (in a directory, those that held OTLP JSON)."""
+    bytes_read: int = 0
+    span_requests: int = 0
+    """Export requests holding spans."""
+    metric_requests: int = 0
+    """Export requests holding metrics, passed over by a span read."""
+    other_requests: int = 0
+    """Logs, profiles and empty documents."""
+
+
+def otlp_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files a read of ``path`` goes through: the file itself, or a directory's candidates.
+
+    A directory's ``*.json`` and ``*.jsonl`` files, in name order; those that
+    turn out not to hold OTLP JSON are skipped as they are read.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.iterdir() if p.suffix in _SUFFIXES and p.is_file())
+
+
+def iter_spans(
+    path: str | os.PathLike[str],
+    *,
+    progress: Progress | None = None,
+    counts: ReadCounts | None = None,
+) -> Iterator[SpanRecord]:
     """Every span in an OTLP JSON file, or in the ``*.json``/``*.jsonl`` files of a directory.
 
-    Raises `OSError` when the path cannot be read and `ValueError` (naming the
-    file and line) when an explicitly named file is not OTLP JSON.
+    Streams: one line or document is held at a time, whatever the file's size.
+    ``progress`` hears of every chunk of bytes read; ``counts`` is filled in
+    as the read goes. Raises `OSError` when the path cannot be read and
+    `ValueError` (naming the file and line) when an explicitly named file, or
+    the rest of a file that started as OTLP JSON, is not OTLP JSON.
     """
-    records: list[SpanRecord] = []
-    for request in _requests(Path(path), _SPANS_KEYS, ExportTraceServiceRequest):
-        for resource_spans in request.resource_spans:
-            resource = _attributes(resource_spans.resource.attributes)
-            for scope_spans in resource_spans.scope_spans:
-                scope = scope_spans.scope.name
-                records.extend(_span(span, resource, scope) for span in scope_spans.spans)
-    return records
+    counts = ReadCounts() if counts is None else counts
+    for file, explicit in _files(Path(path)):
+        for line, document in _file_requests(
+            file, explicit=explicit, counts=counts, progress=progress
+        ):
+            if not any(key in document for key in _SPANS_KEYS):
+                continue
+            try:
+                spans = _spans_of(document)
+            except (TypeError, ValueError, AttributeError, KeyError, binascii.Error) as exc:
+                raise ValueError(
+                    f"{file}:{line}: not a valid ExportTraceServiceRequest ({_problem(exc)})"
+                ) from None
+            yield from spans
+
+
+def read_spans(path: str | os.PathLike[str]) -> list[SpanRecord]:
+    """Every span of `iter_spans` in a list: for small files; a report streams instead."""
+    return list(iter_spans(path))
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[MetricRecord]:
     """Every metric of every export in an OTLP JSON file or directory, in file order.
 
     Cumulative series repeat in each export; the last one holds the totals.
-    Summaries are skipped. Raises like `read_spans`.
+    Summaries are skipped. Raises like `iter_spans`.
     """
     records: list[MetricRecord] = []
-    for request in _requests(Path(path), _METRICS_KEYS, ExportMetricsServiceRequest):
-        for resource_metrics in request.resource_metrics:
-            resource = _attributes(resource_metrics.resource.attributes)
-            for scope_metrics in resource_metrics.scope_metrics:
-                scope = scope_metrics.scope.name
-                for metric in scope_metrics.metrics:
-                    record = _metric(metric, resource, scope)
-                    if record is not None:
-                        records.append(record)
+    counts = ReadCounts()
+    for file, explicit in _files(Path(path)):
+        for line, document in _file_requests(file, explicit=explicit, counts=counts, progress=None):
+            if not any(key in document for key in _METRICS_KEYS):
+                continue
+            request = _parse(file, line, document, ExportMetricsServiceRequest)
+            for resource_metrics in request.resource_metrics:
+                resource = _attributes(resource_metrics.resource.attributes)
+                for scope_metrics in resource_metrics.scope_metrics:
+                    scope = scope_metrics.scope.name
+                    for metric in scope_metrics.metrics:
+                        record = _metric(metric, resource, scope)
+                        if record is not None:
+                            records.append(record)
     return records
 
 
-_M = TypeVar("_M", bound=Message)
-
-
-def _requests(path: Path, keys: Sequence[str], message_type: type[_M]) -> Iterator[_M]:
-    """The export requests of one kind (``keys``) in ``path``, parsed as ``message_type``."""
+def _files(path: Path) -> Iterator[tuple[Path, bool]]:
+    """Each file to read, and whether it was named (a named file must be OTLP JSON)."""
     if not path.is_dir():
-        yield from _file_requests(path, keys, message_type, explicit=True)
+        yield path, True
         return
-    for file in sorted(p for p in path.iterdir() if p.suffix in _SUFFIXES and p.is_file()):
-        yield from _file_requests(file, keys, message_type, explicit=False)
+    for file in otlp_files(path):
+        yield file, False
 
 
 def _file_requests(
-    file: Path, keys: Sequence[str], message_type: type[_M], *, explicit: bool
-) -> Iterator[_M]:
-    """The requests of one file.
+    file: Path, *, explicit: bool, counts: ReadCounts, progress: Progress | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The export requests of one file, with their lines, counted by kind.
 
     In a directory, a file whose first document is not an OTLP request is
     skipped (other JSON lives there too); a named file must be OTLP JSON, and
     so must the rest of a file that started as OTLP JSON.
     """
+    read = 0
+
+    def tally(size: int) -> None:
+        nonlocal read
+        read += size
+        counts.bytes_read += size
+        if progress is not None:
+            progress(size)
+
     first = True
     try:
-        for line, document in _documents(file):
+        for line, document in _documents(file, tally):
             if not isinstance(document, dict) or (document and not _REQUEST_KEYS & document.keys()):
                 raise ValueError(f"{file}:{line}: not an OTLP JSON export request")
+            if first:
+                counts.files += 1
             first = False
-            if any(key in document for key in keys):
-                yield _parse(file, line, document, message_type)
+            if any(key in document for key in _SPANS_KEYS):
+                counts.span_requests += 1
+            elif any(key in document for key in _METRICS_KEYS):
+                counts.metric_requests += 1
+            else:
+                counts.other_requests += 1
+            yield line, document
     except ValueError:
         if explicit or not first:
             raise
+        if progress is not None:  # passed over: the rest of it counts as done
+            with contextlib.suppress(OSError):
+                progress(max(0, file.stat().st_size - read))
+
+
+_M = TypeVar("_M", bound=Message)
 
 
 def _parse(file: Path, line: int, document: dict[str, Any], message_type: type[_M]) -> _M:
@@ -407,51 +528,6 @@ def _parse(file: Path, line: int, document: dict[str, Any], message_type: type[_
         name = message.DESCRIPTOR.name
         raise ValueError(f"{file}:{line}: not a valid {name} ({exc})") from None
     return message
-
-
-def _documents(file: Path) -> Iterator[tuple[int, object]]:
-    """Each JSON document in ``file`` with its line: JSON lines, or one (pretty) document.
-
-    Reads line by line; when the first line is not JSON on its own, the file is
-    read whole as a sequence of documents. An unfinished last line (no newline
-    yet: an exporter is writing it) is skipped.
-    """
-    try:
-        with file.open(encoding="utf-8") as stream:
-            seen = False
-            for number, text in enumerate(stream, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    document = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    if seen and not text.endswith("\n"):
-                        return  # an unfinished last line: an exporter is still writing it
-                    if seen:
-                        raise ValueError(f"{file}:{number}: not valid JSON ({exc.msg})") from None
-                    stream.seek(0)
-                    yield from _whole_documents(file, stream.read())
-                    return
-                seen = True
-                yield number, document
-    except UnicodeDecodeError:
-        raise ValueError(f"{file}: not UTF-8 text") from None
-
-
-def _whole_documents(file: Path, text: str) -> Iterator[tuple[int, object]]:
-    decoder = json.JSONDecoder()
-    position = 0
-    while True:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if position >= len(text):
-            return
-        line = text.count("\n", 0, position) + 1
-        try:
-            document, position = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        yield line, document
 
 
 def _recode_ids(node: object, recode: Callable[[str], str]) -> None:
@@ -482,6 +558,339 @@ def _hex_to_base64(value: str) -> str:
         return value
 
 
+_CHUNK_BYTES: Final = 1 << 20
+_NOT_SPACE: Final = re.compile(r"\S")
+_TAIL_CHARS: Final = 64
+"""A JSON error this close to the end of what was read may be a document cut off: read on."""
+
+
+def _documents(file: Path, tally: Callable[[int], None]) -> Iterator[tuple[int, object]]:
+    """Each JSON document in ``file`` with its line: JSON lines, or (pretty) documents.
+
+    Reads line by line; when the first line is not JSON on its own, the file is
+    read again as a stream of documents, a chunk at a time. An unfinished last
+    line (no newline yet: an exporter is writing it) is skipped. ``tally``
+    hears of every byte read, once.
+    """
+    with file.open("rb") as stream:
+        seen = False
+        counted = 0
+        for number, raw in enumerate(stream, start=1):
+            tally(len(raw))
+            counted += len(raw)
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{file}: not UTF-8 text") from None
+            try:
+                document = json.loads(text)
+            except json.JSONDecodeError as exc:
+                if seen and not raw.endswith(b"\n"):
+                    return  # an unfinished last line: an exporter is still writing it
+                if seen:
+                    raise ValueError(f"{file}:{number}: not valid JSON ({exc.msg})") from None
+                stream.seek(0)
+                yield from _streamed_documents(file, stream, _recounted(tally, counted))
+                return
+            seen = True
+            yield number, document
+
+
+def _recounted(tally: Callable[[int], None], counted: int) -> Callable[[int], None]:
+    """``tally`` for a second pass over a file, passing over the ``counted`` bytes it heard of."""
+    remaining = counted
+
+    def fresh(size: int) -> None:
+        nonlocal remaining
+        skipped = min(size, remaining)
+        remaining -= skipped
+        if size > skipped:
+            tally(size - skipped)
+
+    return fresh
+
+
+def _streamed_documents(
+    file: Path, stream: IO[bytes], tally: Callable[[int], None]
+) -> Iterator[tuple[int, object]]:
+    """Documents one after another (pretty-printed, or several on a line), a chunk at a time.
+
+    Only the document being decoded is held, with at most a chunk beyond it:
+    when the buffer ends inside a document, what was decoded is dropped and as
+    much again as the buffer holds is read (so a large document costs a
+    bounded number of attempts), then the document is decoded again.
+    """
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8-sig")()
+    buffer, position, line, eof = "", 0, 1, False
+
+    def more(keep: str) -> str:
+        nonlocal eof
+        raw = stream.read(max(_CHUNK_BYTES, len(keep)))
+        tally(len(raw))
+        eof = not raw
+        try:
+            return keep + utf8.decode(raw, final=eof)
+        except UnicodeDecodeError:
+            raise ValueError(f"{file}: not UTF-8 text") from None
+
+    while True:
+        found = _NOT_SPACE.search(buffer, position)
+        if found is None:
+            line += buffer.count("\n", position)
+            if eof:
+                return
+            buffer, position = more(""), 0
+            continue
+        line += buffer.count("\n", position, found.start())
+        position = found.start()
+        try:
+            document, end = decoder.raw_decode(buffer, position)
+        except json.JSONDecodeError as exc:
+            cut_off = exc.pos >= len(buffer) - _TAIL_CHARS or exc.msg.startswith("Unterminated")
+            if eof or not cut_off:
+                where = line + buffer.count("\n", position, exc.pos)
+                raise ValueError(f"{file}:{where}: not valid JSON ({exc.msg})") from None
+            buffer, position = more(buffer[position:]), 0
+            continue
+        yield line, document
+        line += buffer.count("\n", position, end)
+        position = end
+
+
+# --- reading: OTLP JSON spans to records ---------------------------------------------------
+
+
+_KIND_NAMES: Final = {
+    "SPAN_KIND_UNSPECIFIED": SpanKind.INTERNAL,
+    "SPAN_KIND_INTERNAL": SpanKind.INTERNAL,
+    "SPAN_KIND_SERVER": SpanKind.SERVER,
+    "SPAN_KIND_CLIENT": SpanKind.CLIENT,
+    "SPAN_KIND_PRODUCER": SpanKind.PRODUCER,
+    "SPAN_KIND_CONSUMER": SpanKind.CONSUMER,
+}
+_STATUS_NAMES: Final = {
+    "STATUS_CODE_UNSET": StatusCode.UNSET,
+    "STATUS_CODE_OK": StatusCode.OK,
+    "STATUS_CODE_ERROR": StatusCode.ERROR,
+}
+
+
+def _problem(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError | TypeError) else str(exc)
+
+
+def _get(node: Mapping[str, Any], camel: str, snake: str) -> Any:
+    """A field by its JSON name or its proto name, as protobuf's parser accepts both."""
+    value = node.get(camel)
+    return node.get(snake) if value is None else value
+
+
+def _list(node: Mapping[str, Any], camel: str, snake: str) -> list[Any]:
+    value = _get(node, camel, snake)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"{camel} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _object(node: Mapping[str, Any], camel: str, snake: str) -> Mapping[str, Any]:
+    value = _get(node, camel, snake)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{camel} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _int64(value: object) -> int:
+    """An int64 field: a string (what OTLP/JSON writes) or a number."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise TypeError("an integer field holds a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise TypeError(f"not an integer: {value!r}")
+
+
+def _double(value: object) -> float:
+    """A double field: a number, or the strings ``NaN``/``Infinity`` protobuf writes."""
+    if isinstance(value, bool):
+        raise TypeError("a number field holds a boolean")
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise TypeError(f"not a number: {value!r}")
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"not a string: {value!r}")
+    return value
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"not a boolean: {value!r}")
+    return value
+
+
+def _id(value: object) -> str:
+    """A trace or span id as lower-case hex: hex as the OTLP/JSON spec writes it, or base64."""
+    text = _text(value)
+    if len(text) in _HEX_ID_LENGTHS:
+        try:
+            return bytes.fromhex(text).hex()
+        except ValueError:
+            pass
+    return base64.b64decode(text, validate=True).hex()
+
+
+def _kind(value: object) -> SpanKind:
+    """A span kind: the integer OTLP/JSON writes, or the enum's name."""
+    if isinstance(value, str):
+        return _KIND_NAMES.get(value, SpanKind.INTERNAL)
+    return _SPAN_KINDS.get(_int64(value), SpanKind.INTERNAL)
+
+
+def _status_code(value: object) -> StatusCode:
+    """A status code: the integer OTLP/JSON writes, or the enum's name."""
+    if isinstance(value, str):
+        return _STATUS_NAMES.get(value, StatusCode.UNSET)
+    return _STATUS_CODES.get(_int64(value), StatusCode.UNSET)
+
+
+def _any_array(value: object) -> tuple[AttributeValue, ...]:
+    if not isinstance(value, dict):
+        raise TypeError("arrayValue must be an object")
+    return tuple(_any(item) for item in _list(value, "values", "values"))
+
+
+def _any_kvlist(value: object) -> dict[str, AttributeValue]:
+    if not isinstance(value, dict):
+        raise TypeError("kvlistValue must be an object")
+    return _json_attributes(_list(value, "values", "values"))
+
+
+def _any_bytes(value: object) -> bytes:
+    return base64.b64decode(_text(value))
+
+
+_ANY_VALUES: Final[Mapping[str, Callable[[Any], AttributeValue]]] = {
+    "stringValue": _text,
+    "string_value": _text,
+    "boolValue": _flag,
+    "bool_value": _flag,
+    "intValue": _int64,
+    "int_value": _int64,
+    "doubleValue": _double,
+    "double_value": _double,
+    "arrayValue": _any_array,
+    "array_value": _any_array,
+    "kvlistValue": _any_kvlist,
+    "kvlist_value": _any_kvlist,
+    "bytesValue": _any_bytes,
+    "bytes_value": _any_bytes,
+}
+
+
+def _any(value: object) -> AttributeValue:
+    """An OTLP ``AnyValue`` as Python; an empty one (or ``null``) is None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"an attribute value must be an object, got {type(value).__name__}")
+    for key, inner in value.items():
+        convert = _ANY_VALUES.get(key)
+        if convert is not None and inner is not None:
+            return convert(inner)
+    return None
+
+
+def _json_attributes(pairs: list[Any]) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {}
+    for pair in pairs:
+        if not isinstance(pair, dict):
+            raise TypeError("an attribute must be an object")
+        key, value = pair.get("key"), pair.get("value")
+        if type(key) is not str:
+            key = _text(key)
+        # The hot path: what the exporters write, one exact-typed field per value.
+        if type(value) is dict and len(value) == 1:
+            ((field_name, inner),) = value.items()
+            kind = type(inner)
+            if (
+                (kind is str and field_name == "stringValue")
+                or (kind is bool and field_name == "boolValue")
+                or (kind is float and field_name == "doubleValue")
+            ):
+                attributes[key] = inner
+                continue
+            if kind is str and field_name == "intValue":
+                attributes[key] = int(inner)
+                continue
+        attributes[key] = _any(value)
+    return attributes
+
+
+def _spans_of(document: Mapping[str, Any]) -> list[SpanRecord]:
+    """The spans of one parsed ``ExportTraceServiceRequest``; TypeError/ValueError if malformed."""
+    records: list[SpanRecord] = []
+    for resource_spans in _list(document, "resourceSpans", "resource_spans"):
+        if not isinstance(resource_spans, dict):
+            raise TypeError("resourceSpans must hold objects")
+        resource_node = _object(resource_spans, "resource", "resource")
+        resource = _json_attributes(_list(resource_node, "attributes", "attributes"))
+        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+            if not isinstance(scope_spans, dict):
+                raise TypeError("scopeSpans must hold objects")
+            scope = _text(_object(scope_spans, "scope", "scope").get("name"))
+            records.extend(
+                _json_span(span, resource, scope) for span in _list(scope_spans, "spans", "spans")
+            )
+    return records
+
+
+def _json_span(span: object, resource: Attributes, scope: str) -> SpanRecord:
+    if not isinstance(span, dict):
+        raise TypeError("spans must hold objects")
+    status = _object(span, "status", "status")
+    parent = _id(_get(span, "parentSpanId", "parent_span_id"))
+    return SpanRecord(
+        name=_text(span.get("name")),
+        kind=_kind(span.get("kind")),
+        trace_id=_id(_get(span, "traceId", "trace_id")),
+        span_id=_id(_get(span, "spanId", "span_id")),
+        parent_span_id=parent or None,
+        start_ns=_int64(_get(span, "startTimeUnixNano", "start_time_unix_nano")),
+        end_ns=_int64(_get(span, "endTimeUnixNano", "end_time_unix_nano")),
+        status_code=_status_code(status.get("code")),
+        attributes=_json_attributes(_list(span, "attributes", "attributes")),
+        resource=resource,
+        scope=scope,
+        events=tuple(_json_event(event) for event in _list(span, "events", "events")),
+    )
+
+
+def _json_event(event: object) -> EventRecord:
+    if not isinstance(event, dict):
+        raise TypeError("events must hold objects")
+    return EventRecord(
+        name=_text(event.get("name")),
+        time_ns=_int64(_get(event, "timeUnixNano", "time_unix_nano")),
+        attributes=_json_attributes(_list(event, "attributes", "attributes")),
+    )
+
+
 # --- reading: protobuf to records ----------------------------------------------------------
 
 
@@ -504,30 +913,6 @@ def _value(value: AnyValue) -> AttributeValue:
 
 def _attributes(pairs: Sequence[KeyValue]) -> dict[str, AttributeValue]:
     return {pair.key: _value(pair.value) for pair in pairs}
-
-
-def _span(span: trace_pb2.Span, resource: Attributes, scope: str) -> SpanRecord:
-    return SpanRecord(
-        name=span.name,
-        kind=_SPAN_KINDS.get(span.kind, SpanKind.INTERNAL),
-        trace_id=span.trace_id.hex(),
-        span_id=span.span_id.hex(),
-        parent_span_id=span.parent_span_id.hex() or None,
-        start_ns=span.start_time_unix_nano,
-        end_ns=span.end_time_unix_nano,
-        status_code=_STATUS_CODES.get(span.status.code, StatusCode.UNSET),
-        attributes=_attributes(span.attributes),
-        resource=resource,
-        scope=scope,
-        events=tuple(
-            EventRecord(
-                name=event.name,
-                time_ns=event.time_unix_nano,
-                attributes=_attributes(event.attributes),
-            )
-            for event in span.events
-        ),
-    )
 
 
 def _temporality(value: int) -> AggregationTemporality:
