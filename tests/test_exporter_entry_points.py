@@ -118,12 +118,12 @@ def _clean_environment(**extra: str) -> dict[str, str]:
     return environment
 
 
-def _run_instrumented(tmp_path: Path, out: Path, configurator: str) -> None:
+def _run_instrumented(tmp_path: Path, out: Path, setup: dict[str, str]) -> None:
     script = tmp_path / "app.py"
     script.write_text(f"ITEMS, PAYMENTS = {ITEMS}, {PAYMENTS}\n{APP}", encoding="utf-8")
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
     environment = _clean_environment(
-        OTEL_PYTHON_CONFIGURATOR=configurator,
+        **setup,
         OTEL_TRACES_EXPORTER=NAME,
         OTEL_METRICS_EXPORTER=NAME,
         OTEL_LOGS_EXPORTER="none",
@@ -145,8 +145,11 @@ def _run_instrumented(tmp_path: Path, out: Path, configurator: str) -> None:
 @pytest.fixture(
     scope="module",
     params=[
-        pytest.param("wedsync_otel", id="our-configurator"),
-        pytest.param("configurator", id="beside-opentelemetry-distro"),
+        pytest.param({"OTEL_PYTHON_CONFIGURATOR": "wedsync_otel"}, id="our-configurator"),
+        pytest.param(
+            {"OTEL_PYTHON_CONFIGURATOR": "configurator", "WEDSYNC_OTEL_ENABLED": "true"},
+            id="beside-opentelemetry-distro",  # another distro's configurator: asked explicitly
+        ),
     ],
 )
 def zero_code_output(

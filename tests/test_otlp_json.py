@@ -96,7 +96,6 @@ def test_wedding_attributes_come_back_with_their_python_types(written: Path) -> 
     assert first.attributes["wedding.threshold.breached"] is False
     assert first.attributes["wedding.apdex"] == "satisfied"
     assert first.attributes["http.response.status_code"] == 200
-    assert type(first.attributes["wedding.cache.hits"]) is int
     assert first.resource["service.name"] == "wedsync-api"
     assert [span.attributes["wedding.duration_ms"] for span in spans] == DURATIONS_MS
     assert spans[-1].attributes["wedding.threshold.breached"] is True

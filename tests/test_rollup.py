@@ -106,7 +106,7 @@ def test_db_totals_equal_the_sums_over_child_spans(
     assert root[attr.ROLLUP_APP_DURATION_MS] == pytest.approx(
         duration_ms(request_span(traced)) - root[attr.ROLLUP_DB_DURATION_MS]
     )
-    assert root[attr.ROLLUP_CACHE_HITS] == 0
+    assert attr.ROLLUP_CACHE_HITS not in root  # no cache work in this app: no cache zeros
 
 
 def test_no_literal_reaches_the_exporter(traced: Pipeline, guests_db: sqlite3.Connection) -> None:
@@ -291,7 +291,7 @@ def test_cache_spans_roll_up_as_hits_misses_and_time(traced: Pipeline) -> None:
     assert root[attr.ROLLUP_CACHE_DURATION_MS] == pytest.approx(
         sum(duration_ms(s) for s in cache_spans)
     )
-    assert root[attr.ROLLUP_DB_QUERIES] == 0  # redis spans are cache work, not queries
+    assert attr.ROLLUP_DB_QUERIES not in root  # redis spans are cache work, not queries
 
 
 def test_stable_database_conventions_are_rewritten_too(traced: Pipeline) -> None:
@@ -317,9 +317,9 @@ def test_totals_of_requests_that_never_end_are_evicted_and_counted() -> None:
     """Totals older than the timeout go when new requests arrive; the store stays bounded."""
     now = [0.0]
     store = RollupStore(max_requests=3, timeout_s=300, clock=lambda: now[0])
-    store.add_query(1, fingerprint="f", statement="s", duration_ms=1, slow=False)
+    store.add_cache(1, hits=1, misses=0, duration_ms=1)
     now[0] = 301.0
-    store.add_query(2, fingerprint="f", statement="s", duration_ms=1, slow=False)
+    store.add_cache(2, hits=1, misses=0, duration_ms=1)
     assert store.pop(1) is None
     assert store.timed_out == 1
     for trace_id in range(3, 8):

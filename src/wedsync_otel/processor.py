@@ -60,7 +60,7 @@ from wedsync_otel.context import (
 )
 from wedsync_otel.instrumentation import queries
 from wedsync_otel.privacy.scrubber import CACHE_SYSTEMS, Scrubber
-from wedsync_otel.rollup import RequestTotals, RollupStore
+from wedsync_otel.rollup import DbWork, RequestTotals, RollupStore, WorkKind
 from wedsync_otel.rules import Judgement, Verdict, WeddingRules
 from wedsync_otel.sampling import RECORDED_FOR_METRICS
 from wedsync_otel.span_privacy import scrub_fields
@@ -96,11 +96,14 @@ class QueryObserver(Protocol):
         """One request ran the same query shape ``count`` times."""
 
 
-_EMPTY_ROLLUP: Final = {
+_EMPTY_CACHE_ROLLUP: Final = {
     attr.ROLLUP_CACHE_HITS: 0,
     attr.ROLLUP_CACHE_MISSES: 0,
     attr.ROLLUP_CACHE_DURATION_MS: 0.0,
+}
+_EMPTY_DB_ROLLUP: Final = {
     attr.ROLLUP_DB_QUERIES: 0,
+    attr.ROLLUP_DB_CONTROL: 0,
     attr.ROLLUP_DB_DURATION_MS: 0.0,
     attr.ROLLUP_DB_SLOW_QUERIES: 0,
 }
@@ -129,6 +132,10 @@ class ProcessorStats:
     requests_timed_out: int
     """Requests whose cache/DB totals were evicted because their span never ended in time."""
     requests_overflowed: int
+    late_child_work: int = 0
+    """Cache/DB spans that ended after their request span had: not counted in its roll-up."""
+    repeated_db_spans: int = 0
+    """DB spans not counted as queries: another instrumentation's span stood for the same work."""
 
 
 _new_tuple = tuple.__new__
@@ -178,14 +185,16 @@ _MAX_ROUTES: Final = 10_000
 """Routes whose endpoint row is kept; a client can send a million distinct paths."""
 
 
-def _judgement_table(rules: WeddingRules) -> dict[str, _Row]:
-    """Every judgement with its span attributes (and the zero roll-up), indexed for the hot path."""
+def _judgement_table(rules: WeddingRules, rollup: Mapping[str, Any]) -> dict[str, _Row]:
+    """Every judgement with its span attributes and ``rollup``'s zeros, indexed for the hot path."""
     table: dict[str, _Row] = {}
     for spec in (*rules.config.endpoints, rules.other):
         judgements = rules.judgements(spec)
         table[spec.name] = {
             band: tuple(
-                tuple(_entry(judgements[(band, saturday, season)]) for season in (False, True))
+                tuple(
+                    _entry(judgements[(band, saturday, season)], rollup) for season in (False, True)
+                )
                 for saturday in (False, True)
             )
             for band in Band
@@ -193,10 +202,10 @@ def _judgement_table(rules: WeddingRules) -> dict[str, _Row]:
     return table
 
 
-def _entry(judgement: Judgement) -> _Entry:
+def _entry(judgement: Judgement, rollup: Mapping[str, Any]) -> _Entry:
     # The duration-dependent keys are present already, so setting them per span replaces a
     # value instead of growing the dict; a span without a usable duration drops them.
-    base = {**judgement.span_attributes, **_EMPTY_ROLLUP, **_PER_SPAN_PLACEHOLDERS}
+    base = {**judgement.span_attributes, **rollup, **_PER_SPAN_PLACEHOLDERS}
     return judgement, _with_room(base), len(base)
 
 
@@ -264,7 +273,9 @@ class WeddingSpanProcessor(SpanProcessor):
         self._calendar = self.rules.calendar
         self._day_of = self.rules.calendar.day_of
         self._other = self.rules.other.name
-        self._table = _judgement_table(self.rules)
+        self._cache_seen = self._db_seen = False
+        """Kinds of child work seen so far: request spans carry roll-up zeros for these only."""
+        self._table = _judgement_table(self.rules, {})
         self._rows_by_route: BoundedDict[str | None, _Row] = BoundedDict(_MAX_ROUTES)
         self._waiting = self.rollup.waiting
         self._marks = MARKS
@@ -299,6 +310,8 @@ class WeddingSpanProcessor(SpanProcessor):
             downstream_errors=self._downstream_errors,
             requests_timed_out=self.rollup.timed_out,
             requests_overflowed=self.rollup.overflowed,
+            late_child_work=self.rollup.late,
+            repeated_db_spans=self.rollup.repeats,
         )
 
     def add_verdict_listener(self, listener: Callable[[ReadableSpan, Verdict], None]) -> None:
@@ -310,6 +323,21 @@ class WeddingSpanProcessor(SpanProcessor):
         """Tell ``observer`` (a `QueryAdvisor`) about every query and every N+1 found."""
         with self._lock:
             self._query_observers = (*self._query_observers, observer)
+            self.rollup.keep_counted = True  # observed when its request ends, counted once
+
+    def _saw_work(self, *, cache: bool) -> None:
+        """The first cache (or database) span: from now on request spans carry its zeros."""
+        with self._lock:
+            if cache:
+                self._cache_seen = True
+            else:
+                self._db_seen = True
+            zeros = {
+                **(_EMPTY_CACHE_ROLLUP if self._cache_seen else {}),
+                **(_EMPTY_DB_ROLLUP if self._db_seen else {}),
+            }
+            self._table = _judgement_table(self.rules, zeros)
+            self._rows_by_route.clear()  # its rows are the old table's
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         try:
@@ -419,40 +447,83 @@ class WeddingSpanProcessor(SpanProcessor):
         fields: Scrubbed | None,
         removed: int,
     ) -> ReadableSpan:
-        """A cache or database span: rolled up, its text rewritten; enriched if it is a root."""
-        extra = self._child_work(span, attrs)
-        if is_local_root_or_server(span):
+        """A cache or database span: rolled up into its request, its text rewritten.
+
+        A local root of this kind (a query a worker thread ran with no context,
+        as aiosqlite's thread does) belongs to no request: it is not judged as one.
+        """
+        if span._kind is _SERVER:  # noqa: SLF001 - a server that is also a DB client: a request
+            extra = self._child_work(span, attrs, in_request=True)
             return self._enrich(span, attrs, extra, exported, fields=fields, removed=removed)
+        parent = span._parent  # noqa: SLF001
+        in_request = parent is not None and not parent.is_remote
+        extra = self._child_work(span, attrs, in_request=in_request)
+        if not in_request:  # a root that is no request: its children's work has no taker
+            context = span._context  # noqa: SLF001
+            if context is not None and self._waiting:
+                self.rollup.discard(context.trace_id)
         if extra:
             return enriched_copy(span, exported | extra, scrubbed=fields, removed=removed)
         return span  # _exported copies it when its fields or attributes were scrubbed
 
-    def _child_work(self, span: ReadableSpan, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _child_work(
+        self, span: ReadableSpan, attrs: Mapping[str, Any], *, in_request: bool
+    ) -> dict[str, Any] | None:
         """Roll a cache or database span up into its request; rewrite a query's text."""
         context = span._context  # noqa: SLF001 - the fields, not the properties (a call each)
         trace_id = 0 if context is None else context.trace_id
         start, end = span._start_time, span._end_time  # noqa: SLF001
-        duration_ms = 0.0 if start is None or end is None or end < start else (end - start) / 1e6
+        timed = start is not None and end is not None and end >= start
+        duration_ms = (end - start) / 1e6 if timed else 0.0  # type: ignore[operator]
         if attr.CACHE_BACKEND in attrs:
-            hits, misses = queries.cache_counts(attrs)
-            self.rollup.add_cache(trace_id, hits=hits, misses=misses, duration_ms=duration_ms)
+            if in_request:
+                if not self._cache_seen:
+                    self._saw_work(cache=True)
+                hits, misses = queries.cache_counts(attrs)
+                parent = span._parent  # noqa: SLF001
+                self.rollup.add_cache(
+                    trace_id,
+                    hits=hits,
+                    misses=misses,
+                    duration_ms=duration_ms,
+                    parent_id=0 if parent is None else parent.span_id,
+                )
             return None
         system = attrs.get("db.system.name") or attrs.get("db.system")
         if system.__class__ is not str or system in CACHE_SYSTEMS:
             return None
-        fingerprint, statement, rewritten = queries.query(
-            attrs, duration_ms=duration_ms, slow_ms=self._slow_query_ms
+        fingerprint, statement, rewritten, kind = queries.query(
+            attrs,
+            duration_ms=duration_ms,
+            slow_ms=self._slow_query_ms,
+            name=span._name,  # noqa: SLF001
         )
         raw = attrs.get("db.query.text") or attrs.get("db.statement")
         if raw.__class__ is str and DB_QUERY_SUMMARY not in attrs:
             rewritten[DB_QUERY_SUMMARY] = self.scrubber.summary(raw, system.lower())
-        self.rollup.add_query(
-            trace_id,
-            fingerprint=fingerprint,
-            statement=statement,
-            duration_ms=duration_ms,
-            slow=duration_ms > self._slow_query_ms,
+        if not in_request:
+            if kind is not WorkKind.CONTROL:
+                self._observe(fingerprint, statement, duration_ms)
+            return rewritten
+        if not self._db_seen:
+            self._saw_work(cache=False)
+        parent = span._parent  # noqa: SLF001
+        scope = span._instrumentation_scope  # noqa: SLF001
+        work = DbWork(
+            fingerprint,
+            statement,
+            start if timed else 0,  # type: ignore[arg-type]
+            end if timed else 0,  # type: ignore[arg-type]
+            0 if context is None else context.span_id,
+            0 if parent is None else parent.span_id,
+            "" if scope is None else scope.name,
+            kind,
+            duration_ms > self._slow_query_ms,
         )
+        self.rollup.add_db_work(trace_id, work)
+        return rewritten
+
+    def _observe(self, fingerprint: str, statement: str, duration_ms: float) -> None:
         for observer in self._query_observers:
             try:
                 observer.observe(
@@ -460,7 +531,6 @@ class WeddingSpanProcessor(SpanProcessor):
                 )
             except Exception as exc:  # noqa: BLE001 - an observer never breaks the request
                 log_internal_error("a query observer", exc)
-        return rewritten
 
     def _enrich(  # noqa: PLR0912, PLR0915 - the hot path, kept flat for speed
         self,
@@ -525,7 +595,7 @@ class WeddingSpanProcessor(SpanProcessor):
         totals = events = None
         if self._waiting:  # a request with cache or database work: its totals wait here
             context = span._context  # noqa: SLF001
-            totals = self.rollup.pop(0 if context is None else context.trace_id)
+            totals = None if context is None else self.rollup.pop(context.trace_id, context.span_id)
             if totals is not None:
                 events = self._roll_up(span, merged, totals, duration_ms)
         copy = enriched_copy(span, merged, events, scrubbed=fields, removed=removed)
@@ -556,12 +626,17 @@ class WeddingSpanProcessor(SpanProcessor):
         duration_ms: float,
     ) -> tuple[Event, ...] | None:
         """Write the request's cache and database totals; an N+1 event when one is found."""
-        merged[attr.ROLLUP_CACHE_HITS] = totals.cache_hits
-        merged[attr.ROLLUP_CACHE_MISSES] = totals.cache_misses
-        merged[attr.ROLLUP_CACHE_DURATION_MS] = totals.cache_ms
-        merged[attr.ROLLUP_DB_QUERIES] = totals.db_queries
-        merged[attr.ROLLUP_DB_DURATION_MS] = totals.db_ms
-        merged[attr.ROLLUP_DB_SLOW_QUERIES] = totals.db_slow
+        if self._cache_seen:
+            merged[attr.ROLLUP_CACHE_HITS] = totals.cache_hits
+            merged[attr.ROLLUP_CACHE_MISSES] = totals.cache_misses
+            merged[attr.ROLLUP_CACHE_DURATION_MS] = totals.cache_ms
+        if self._db_seen:
+            merged[attr.ROLLUP_DB_QUERIES] = totals.db_queries
+            merged[attr.ROLLUP_DB_CONTROL] = totals.db_control
+            merged[attr.ROLLUP_DB_DURATION_MS] = totals.db_ms
+            merged[attr.ROLLUP_DB_SLOW_QUERIES] = totals.db_slow
+        for work in totals.counted or ():
+            self._observe(work.fingerprint, work.statement, work.duration_ms)
         if not math.isnan(duration_ms):
             merged[attr.ROLLUP_APP_DURATION_MS] = max(
                 0.0, duration_ms - totals.cache_ms - totals.db_ms

@@ -6,18 +6,95 @@ until the request's span ends and takes them. A request whose span never
 ends would leave its totals behind: entries older than ``timeout_s`` are
 evicted, the store never holds more than ``max_requests``, and both kinds of
 eviction are counted.
+
+Each statement is counted once whichever instrumentations are active
+(`DbWork`): ``opentelemetry-bootstrap`` installs SQLAlchemy's and the
+driver's, and then one statement has two spans.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Final
+
+from wedsync_otel._bounded import BoundedDict
 
 MAX_FINGERPRINTS_PER_REQUEST: Final = 64
 """Distinct query shapes counted per request; beyond it new shapes are not tracked."""
+RECENT_WORK: Final = 32
+"""Database spans of a request kept open to matching; older ones are settled (counted).
+
+An outer span that repeats inner work (SQLAlchemy's around the driver's)
+ends right after the inner one, so only the last few can be repeated.
+"""
+
+
+MAX_BUSY_PERIODS: Final = 1024
+"""Separate stretches of database time kept per request to merge overlaps exactly."""
+
+
+class WorkKind(Enum):
+    """What one database span stands for."""
+
+    QUERY = "query"
+    CONTROL = "control"
+    """A connect or transaction control (BEGIN, COMMIT, ...): a round trip, not a query."""
+    FETCH = "fetch"
+    """One batch of a server-side cursor (asyncpg's ``CURSOR: ...`` spans)."""
+    MORE = "more"
+    """A later batch of a cursor already counted: its time counts, not another query."""
+
+
+@dataclass(slots=True)
+class DbWork:
+    """One database span of a request, as the once-only counting needs it."""
+
+    fingerprint: str
+    statement: str
+    """Sanitised: literals are ``?``."""
+    start_ns: int
+    end_ns: int
+    span_id: int
+    parent_id: int
+    """The span id of its parent (0 for none)."""
+    scope: str
+    """The instrumentation scope that made the span (SQLAlchemy's, asyncpg's, ...)."""
+    kind: WorkKind
+    slow: bool
+
+    @property
+    def duration_ms(self) -> float:
+        return max(0, self.end_ns - self.start_ns) / 1e6
+
+    def repeats(self, inner: DbWork) -> bool:
+        """Whether ``inner`` is this span's own work seen again by another instrumentation.
+
+        A DB span inside another is the same work: a child (the driver's set-up
+        statements under SQLAlchemy's ``connect``), or, from another scope, the
+        same statement within this span's time (SQLAlchemy's statement span is a
+        sibling of the driver's, around it). Two same-scope siblings overlapping
+        in time are concurrent queries, both counted.
+        """
+        if not (self.start_ns <= inner.start_ns and inner.end_ns <= self.end_ns):
+            return False
+        if inner.parent_id == self.span_id:
+            return True
+        return inner.scope != self.scope and inner.fingerprint == self.fingerprint
+
+    def continues(self, earlier: DbWork) -> bool:
+        """Whether this cursor batch goes on from ``earlier``, the same parent's last work."""
+        return (
+            self.kind is WorkKind.FETCH
+            and earlier.parent_id == self.parent_id
+            and earlier.fingerprint == self.fingerprint
+            and earlier.kind is not WorkKind.CONTROL
+            and earlier.end_ns <= self.start_ns
+        )
 
 
 @dataclass
@@ -29,11 +106,25 @@ class RequestTotals:
     cache_misses: int = 0
     cache_ms: float = 0.0
     db_queries: int = 0
+    db_control: int = 0
+    """Connects and transaction control (BEGIN, COMMIT, ...): counted apart from queries."""
     db_ms: float = 0.0
+    """Wall time with database work in flight: overlapping spans count once."""
     db_slow: int = 0
+    db_repeats: int = 0
+    """DB spans that repeated another's work (stacked instrumentations) and were not counted."""
     fingerprints: dict[str, int] = field(default_factory=dict)
     statements: dict[str, str] = field(default_factory=dict)
     """First sanitised statement seen per fingerprint (no literals), for the N+1 event."""
+    recent: list[DbWork] = field(default_factory=list)
+    """Database spans still open to matching, in the order they ended."""
+    busy: list[tuple[int, int]] = field(default_factory=list)
+    """Settled database time as sorted, disjoint (start, end) stretches: overlaps count once."""
+    closed_ms: float = 0.0
+    closed_until_ns: int = 0
+    """Stretches beyond `MAX_BUSY_PERIODS` are closed: summed, and later work clipped after them."""
+    counted: list[DbWork] | None = None
+    """The queries counted, for query observers (kept only when some are registered)."""
 
     def repeated(self, limit: int) -> tuple[str, int] | None:
         """The fingerprint run most often, if more than ``limit`` times."""
@@ -41,6 +132,72 @@ class RequestTotals:
             return None
         fingerprint, count = max(self.fingerprints.items(), key=lambda item: item[1])
         return (fingerprint, count) if count > limit else None
+
+    def add(self, work: DbWork) -> None:
+        """Take one database span: it may repeat or continue recent work, or be new."""
+        recent = self.recent
+        kept = [inner for inner in recent if not work.repeats(inner)] if recent else recent
+        self.db_repeats += len(recent) - len(kept)
+        if kept and work.kind is WorkKind.FETCH:
+            earlier = next(
+                (item for item in reversed(kept) if item.parent_id == work.parent_id), None
+            )
+            if earlier is not None and work.continues(earlier):
+                work.kind = WorkKind.MORE
+        kept.append(work)
+        while len(kept) > RECENT_WORK:
+            self._settle(kept.pop(0))
+        self.recent = kept
+
+    def settle(self) -> None:
+        """Count every database span still open to matching (the request has ended)."""
+        for work in self.recent:
+            self._settle(work)
+        self.recent = []
+        self.db_ms = self.closed_ms + sum(end - start for start, end in self.busy) / 1e6
+
+    def _busy(self, start: int, end: int) -> None:
+        """Add one stretch of database time, merged with those it overlaps."""
+        start = max(start, self.closed_until_ns)
+        if end <= start:
+            return
+        periods = self.busy
+        first = bisect_left(periods, (start, start))
+        if first and periods[first - 1][1] >= start:
+            first -= 1
+            start = periods[first][0]
+        last = first
+        while last < len(periods) and periods[last][0] <= end:
+            end = max(end, periods[last][1])
+            last += 1
+        periods[first:last] = [(start, end)]
+        if len(periods) > MAX_BUSY_PERIODS:
+            oldest_start, oldest_end = periods.pop(0)
+            self.closed_ms += (oldest_end - oldest_start) / 1e6
+            self.closed_until_ns = oldest_end
+
+    def _settle(self, work: DbWork) -> None:
+        self._busy(work.start_ns, work.end_ns)
+        if work.kind is WorkKind.CONTROL:
+            self.db_control += 1
+            return
+        if work.kind is WorkKind.MORE:
+            return
+        self.db_queries += 1
+        self.db_slow += work.slow
+        if self.counted is not None:
+            self.counted.append(work)
+        seen = self.fingerprints
+        fingerprint = work.fingerprint
+        if fingerprint in seen:
+            seen[fingerprint] += 1
+        elif len(seen) < MAX_FINGERPRINTS_PER_REQUEST:
+            seen[fingerprint] = 1
+            self.statements[fingerprint] = work.statement
+
+
+MAX_OBSERVED_PER_REQUEST: Final = 1024
+"""Counted queries kept per request for query observers; beyond it they are not observed."""
 
 
 class RollupStore:
@@ -60,10 +217,19 @@ class RollupStore:
         self._max_requests = max_requests
         self._timeout_s = timeout_s
         self._clock = clock
+        self.keep_counted = False
+        """Keep each request's counted queries (`RequestTotals.counted`) for query observers."""
         self.timed_out = 0
         """Requests whose totals were evicted because their span had not ended in time."""
         self.overflowed = 0
         """Requests whose totals were evicted because the store was full."""
+        self.repeats = 0
+        """DB spans not counted because they repeated another instrumentation's span."""
+        self._ended: BoundedDict[int, None] = BoundedDict(max_requests)
+        """Span ids of requests whose totals were taken: their children's work is late now."""
+        self.late = 0
+        """Cache/DB spans whose request span had already ended (a session closed after the
+        response, such as FastAPI's dependency clean-up sending ROLLBACK): not counted."""
 
     def __len__(self) -> int:
         return len(self._totals)
@@ -83,35 +249,50 @@ class RollupStore:
             else:
                 break
         totals = store[trace_id] = RequestTotals(created_s=now)
+        if self.keep_counted:
+            totals.counted = []
         return totals
 
-    def add_cache(self, trace_id: int, *, hits: int, misses: int, duration_ms: float) -> None:
-        """Count one cache operation of a request."""
+    def add_cache(
+        self, trace_id: int, *, hits: int, misses: int, duration_ms: float, parent_id: int = 0
+    ) -> None:
+        """Count one cache operation of a request (its span's parent is ``parent_id``)."""
+        if parent_id in self._ended:
+            self.late += 1
+            return
         with self._lock:
             totals = self._totals.get(trace_id) or self._new_entry(trace_id)
             totals.cache_hits += hits
             totals.cache_misses += misses
             totals.cache_ms += duration_ms
 
-    def add_query(
-        self, trace_id: int, *, fingerprint: str, statement: str, duration_ms: float, slow: bool
-    ) -> None:
-        """Count one database query of a request."""
+    def add_db_work(self, trace_id: int, work: DbWork) -> None:
+        """Take one database span of a request; counted when it can no longer be repeated."""
+        if work.parent_id in self._ended:
+            self.late += 1
+            return
         with self._lock:
             totals = self._totals.get(trace_id) or self._new_entry(trace_id)
-            totals.db_queries += 1
-            totals.db_ms += duration_ms
-            totals.db_slow += slow
-            seen = totals.fingerprints
-            if fingerprint in seen:
-                seen[fingerprint] += 1
-            elif len(seen) < MAX_FINGERPRINTS_PER_REQUEST:
-                seen[fingerprint] = 1
-                totals.statements[fingerprint] = statement
+            totals.add(work)
+            counted = totals.counted
+            if counted is not None and len(counted) > MAX_OBSERVED_PER_REQUEST:
+                del counted[MAX_OBSERVED_PER_REQUEST:]
 
-    def pop(self, trace_id: int) -> RequestTotals | None:
-        """Take the totals of a request whose span is ending."""
+    def pop(self, trace_id: int, span_id: int = 0) -> RequestTotals | None:
+        """Take the totals of request span ``span_id`` as it ends, every database span counted."""
         if trace_id not in self._totals:  # most requests: no lock needed to learn that
             return None
         with self._lock:
-            return self._totals.pop(trace_id, None)
+            totals = self._totals.pop(trace_id, None)
+            if totals is not None:
+                totals.settle()
+                self.repeats += totals.db_repeats
+                if span_id:
+                    self._ended.put(span_id, None)
+        return totals
+
+    def discard(self, trace_id: int) -> None:
+        """Drop the totals of a trace whose root is no request (a pool's first connect)."""
+        if trace_id in self._totals:
+            with self._lock:
+                self._totals.pop(trace_id, None)

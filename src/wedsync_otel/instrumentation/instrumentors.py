@@ -30,8 +30,19 @@ def _contrib(
 ) -> Callable[[TracerProvider | None], None]:
     def run(tracer_provider: TracerProvider | None) -> None:
         instrumentor = getattr(importlib.import_module(module), class_name)()
+        # Part of every contrib instrumentation, not of the core install: imported here.
+        from opentelemetry.instrumentation.dependencies import (  # noqa: PLC0415
+            DependencyConflictError,
+        )
+
         protect_operation_names()
-        instrumentor.instrument(tracer_provider=tracer_provider, **options)
+        try:
+            # Without it a missing or unsupported library is logged and nothing is traced.
+            instrumentor.instrument(
+                tracer_provider=tracer_provider, raise_exception_on_conflict=True, **options
+            )
+        except DependencyConflictError as exc:
+            raise ImportError(str(exc)) from exc
 
     return run
 
@@ -46,12 +57,28 @@ INSTRUMENTATIONS: Final[dict[str, tuple[str, Callable[[TracerProvider | None], N
             "opentelemetry.instrumentation.psycopg", "PsycopgInstrumentor", enable_commenter=False
         ),
     ),
+    # Engines made before this call are not traced: the instrumentor wraps create_engine.
+    "sqlalchemy": (
+        "sqlalchemy",
+        _contrib(
+            "opentelemetry.instrumentation.sqlalchemy",
+            "SQLAlchemyInstrumentor",
+            enable_commenter=False,
+        ),
+    ),
+    "asyncpg": (
+        "asyncpg",
+        _contrib("opentelemetry.instrumentation.asyncpg", "AsyncPGInstrumentor"),
+    ),
 }
 """Name -> (extra that installs it, how to turn it on)."""
 
 
 def instrument(*names: str, tracer_provider: TracerProvider | None = None) -> None:
-    """Turn on the named companion instrumentations (any of redis, sqlite3, psycopg); idempotent.
+    """Turn on the named companion instrumentations; idempotent.
+
+    Any of redis, sqlite3, psycopg, sqlalchemy, asyncpg: SQLAlchemy's and a
+    driver's together count each statement once (see `wedsync_otel.rollup`).
 
     Raises `ValueError` for an unknown name and `ImportError`, naming the
     extra to install, when a contrib package is missing: both are setup

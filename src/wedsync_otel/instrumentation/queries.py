@@ -11,11 +11,12 @@ decides which the contrib writes).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from wedsync_otel import attributes as attr
 from wedsync_otel._bounded import BoundedDict
 from wedsync_otel.instrumentation.fingerprint import sanitize, shape_fingerprint
+from wedsync_otel.rollup import WorkKind
 
 
 class Query(NamedTuple):
@@ -27,6 +28,24 @@ class Query(NamedTuple):
     attributes: dict[str, Any]
     """What the forwarded copy adds: the fingerprint and the slow flag (the scrubber rewrites
     the text itself)."""
+    kind: WorkKind
+    """A query, a connect or transaction control, or a cursor's batch fetch."""
+
+
+CONTROL_WORDS: Final = frozenset(
+    ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START", "END", "ABORT")
+)
+"""First words of transaction control: round trips to the database, not queries."""
+CURSOR_PREFIX: Final = "CURSOR: "
+"""How the contrib asyncpg instrumentation names a server-side cursor's batch fetches."""
+
+
+def statement_kind(statement: str) -> WorkKind:
+    """A statement's kind by its first word; no statement at all is a connect (control)."""
+    words = statement.split(None, 1)
+    if not words or words[0].rstrip(";").upper() in CONTROL_WORDS:
+        return WorkKind.CONTROL
+    return WorkKind.QUERY
 
 
 _new_tuple = tuple.__new__
@@ -47,7 +66,7 @@ def cache_counts(attrs: Mapping[str, Any]) -> tuple[int, int]:
 
 
 class ShapeCache:
-    """Raw statement -> (sanitised text, fingerprint), bounded, oldest evicted first.
+    """Raw statement -> (sanitised text, fingerprint, kind), bounded, oldest evicted first.
 
     Applications run the same parameterised statements over and over, and
     sanitising costs far more than a dict lookup. The raw text is kept in
@@ -56,20 +75,23 @@ class ShapeCache:
     """
 
     def __init__(self, max_entries: int = 4096) -> None:
-        self._entries: BoundedDict[str, tuple[str, str]] = BoundedDict(max_entries)
+        self._entries: BoundedDict[str, tuple[str, str, WorkKind]] = BoundedDict(max_entries)
 
     @property
     def evictions(self) -> int:
         """Statements evicted from the cache so far."""
         return self._entries.evictions
 
-    def shape(self, raw: str) -> tuple[str, str]:
-        """Sanitised text and fingerprint of ``raw``."""
+    def shape(self, raw: str) -> tuple[str, str, WorkKind]:
+        """Sanitised text, fingerprint and kind of ``raw``."""
         found = self._entries.get(raw)
         if found is not None:
             return found
         statement = sanitize(raw)
-        return self._entries.put(raw, (statement, shape_fingerprint(statement) if raw else ""))
+        return self._entries.put(
+            raw,
+            (statement, shape_fingerprint(statement) if raw else "", statement_kind(statement)),
+        )
 
 
 _shapes = ShapeCache()
@@ -81,16 +103,23 @@ def statement_cache_evictions() -> int:
 
 
 def query(
-    attrs: Mapping[str, Any], *, duration_ms: float, slow_ms: float, shapes: ShapeCache = _shapes
+    attrs: Mapping[str, Any],
+    *,
+    duration_ms: float,
+    slow_ms: float,
+    name: str = "",
+    shapes: ShapeCache = _shapes,
 ) -> Query:
-    """Fingerprint, sanitised text and slow flag of one database span."""
+    """Fingerprint, sanitised text, slow flag and kind of one database span named ``name``."""
     raw = attrs.get("db.query.text")
     if raw.__class__ is not str:
         raw = attrs.get("db.statement")
         if raw.__class__ is not str:
             raw = ""
-    statement, shape = shapes.shape(raw)
+    statement, shape, kind = shapes.shape(raw)
     extra: dict[str, Any] = {attr.DB_QUERY_SLOW: duration_ms > slow_ms}
+    if kind is WorkKind.QUERY and name.startswith(CURSOR_PREFIX):
+        kind = WorkKind.FETCH
     if shape:
         extra[attr.DB_FINGERPRINT] = shape
-    return _new_tuple(Query, (shape, statement, extra))  # Query() minus a Python frame
+    return _new_tuple(Query, (shape, statement, extra, kind))  # Query() minus a Python frame
