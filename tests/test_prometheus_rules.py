@@ -40,7 +40,7 @@ from servers import require
 from wedsync_otel import WeddingConfig, configure
 from wedsync_otel import attributes as attr
 from wedsync_otel.catalogue import EndpointSpec
-from wedsync_otel.metrics import names
+from wedsync_otel.metrics import names, prometheus_names
 from wedsync_otel.metrics._protowire import (
     bytes_field,
     double_field,
@@ -151,7 +151,9 @@ def test_metric_names_follow_the_otel_to_prometheus_rules(
     name: str, unit: str, monotonic_sum: bool, expected: str
 ) -> None:
     """Dots become underscores, the unit is appended without annotations, sums end in _total."""
-    assert pr.prometheus_metric_name(name, unit, monotonic_sum=monotonic_sum) == expected
+    assert (
+        prometheus_names.prometheus_metric_name(name, unit, monotonic_sum=monotonic_sum) == expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -165,7 +167,7 @@ def test_metric_names_follow_the_otel_to_prometheus_rules(
 )
 def test_label_names_replace_dots_with_underscores(key: str, expected: str) -> None:
     """Attribute keys become label names with every dot turned into an underscore."""
-    assert pr.prometheus_label_name(key) == expected
+    assert prometheus_names.prometheus_label_name(key) == expected
 
 
 def _prometheus_text(data: MetricsData) -> str:

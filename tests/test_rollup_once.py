@@ -302,3 +302,17 @@ def test_repeated_spans_are_counted_in_the_stats(pipeline: Pipeline) -> None:
         outer.end()
     assert pipeline.processor.stats().repeated_db_spans == 1
     assert (_request(pipeline).attributes or {})[attr.ROLLUP_DB_QUERIES] == 1
+
+
+def test_db_time_stays_exact_past_the_kept_stretches() -> None:
+    """Thousands of separate queries: every millisecond counted, memory bounded."""
+    count = 3000
+    totals = settled(
+        *(
+            work(start_ms=2 * n, end_ms=2 * n + 1, span_id=10 + n, fingerprint=f"q{n % 7}")
+            for n in range(count)
+        )
+    )
+    assert totals.db_ms == pytest.approx(float(count))
+    assert totals.db_queries == count
+    assert len(totals.busy_starts) == len(totals.busy_ends) <= 1024

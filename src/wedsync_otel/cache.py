@@ -73,8 +73,8 @@ from opentelemetry.trace import SpanKind, TracerProvider
 
 from wedsync_otel import attributes as attr
 from wedsync_otel._safety import RateLimitedWarning, log_internal_error
+from wedsync_otel.cache_keys import key_namespace
 from wedsync_otel.calendar import Band, band_for_days, days_until
-from wedsync_otel.instrumentation.redis_hooks import key_namespace
 
 __all__ = [
     "DEFAULT_MEMORY_MAX_ENTRIES",

@@ -214,9 +214,10 @@ def _with_room(attributes: dict[str, Any]) -> dict[str, Any]:
 
     `dict.copy` (and ``|``) clones a table at its size when at most a third of
     its slots were deleted. Filled with half as many keys again and emptied of
-    them, the table of the 16 judgement attributes has room for 18 more: a
-    request span's own merge in without a resize per span. Only speed depends
-    on this CPython detail; the contents are the same either way.
+    them, the table has room for more: with the 16 attributes of a judgement
+    and the roll-up zeros of an app with a cache and a database, 18 more, so a
+    request span's own merge in without a resize. Only speed depends on this
+    CPython detail; the contents are the same either way.
     """
     roomy = dict(attributes)
     spare = [f"\0spare{index}" for index in range(len(attributes) // 2)]  # str: a compact table

@@ -118,8 +118,10 @@ class RequestTotals:
     """First sanitised statement seen per fingerprint (no literals), for the N+1 event."""
     recent: list[DbWork] = field(default_factory=list)
     """Database spans still open to matching, in the order they ended."""
-    busy: list[tuple[int, int]] = field(default_factory=list)
-    """Settled database time as sorted, disjoint (start, end) stretches: overlaps count once."""
+    busy_starts: list[int] = field(default_factory=list)
+    busy_ends: list[int] = field(default_factory=list)
+    """Settled database time as sorted, disjoint stretches: overlaps count once. Plain ints, not
+    tuples: thousands of long-lived tuples per request would keep the garbage collector busy."""
     closed_ms: float = 0.0
     closed_until_ns: int = 0
     """Stretches beyond `MAX_BUSY_PERIODS` are closed: summed, and later work clipped after them."""
@@ -136,48 +138,63 @@ class RequestTotals:
     def add(self, work: DbWork) -> None:
         """Take one database span: it may repeat or continue recent work, or be new."""
         recent = self.recent
-        kept = [inner for inner in recent if not work.repeats(inner)] if recent else recent
-        self.db_repeats += len(recent) - len(kept)
-        if kept and work.kind is WorkKind.FETCH:
+        # Spans end in order, so only the last few, those that ended after this one
+        # began, can be inside it: one comparison for a query that ran alone.
+        first = len(recent)
+        while first and recent[first - 1].end_ns >= work.start_ns:
+            first -= 1
+        if first < len(recent):
+            inside = recent[first:]
+            kept = [inner for inner in inside if not work.repeats(inner)]
+            self.db_repeats += len(inside) - len(kept)
+            recent[first:] = kept
+        if recent and work.kind is WorkKind.FETCH:
             earlier = next(
-                (item for item in reversed(kept) if item.parent_id == work.parent_id), None
+                (item for item in reversed(recent) if item.parent_id == work.parent_id), None
             )
             if earlier is not None and work.continues(earlier):
                 work.kind = WorkKind.MORE
-        kept.append(work)
-        while len(kept) > RECENT_WORK:
-            self._settle(kept.pop(0))
-        self.recent = kept
+        recent.append(work)
+        if len(recent) >= 2 * RECENT_WORK:  # settled in batches: one pass over warm memory
+            for old in recent[:RECENT_WORK]:
+                self._settle(old)
+            del recent[:RECENT_WORK]
 
     def settle(self) -> None:
         """Count every database span still open to matching (the request has ended)."""
         for work in self.recent:
             self._settle(work)
         self.recent = []
-        self.db_ms = self.closed_ms + sum(end - start for start, end in self.busy) / 1e6
+        self.db_ms = self.closed_ms + (sum(self.busy_ends) - sum(self.busy_starts)) / 1e6
 
     def _busy(self, start: int, end: int) -> None:
         """Add one stretch of database time, merged with those it overlaps."""
         start = max(start, self.closed_until_ns)
         if end <= start:
             return
-        periods = self.busy
-        first = bisect_left(periods, (start, start))
-        if first and periods[first - 1][1] >= start:
+        starts, ends = self.busy_starts, self.busy_ends
+        first = bisect_left(starts, start)
+        if first and ends[first - 1] >= start:
             first -= 1
-            start = periods[first][0]
+            start = starts[first]
         last = first
-        while last < len(periods) and periods[last][0] <= end:
-            end = max(end, periods[last][1])
+        while last < len(starts) and starts[last] <= end:
+            end = max(end, ends[last])
             last += 1
-        periods[first:last] = [(start, end)]
-        if len(periods) > MAX_BUSY_PERIODS:
-            oldest_start, oldest_end = periods.pop(0)
+        starts[first:last] = [start]
+        ends[first:last] = [end]
+        if len(starts) > MAX_BUSY_PERIODS:
+            oldest_start, oldest_end = starts.pop(0), ends.pop(0)
             self.closed_ms += (oldest_end - oldest_start) / 1e6
             self.closed_until_ns = oldest_end
 
     def _settle(self, work: DbWork) -> None:
-        self._busy(work.start_ns, work.end_ns)
+        ends = self.busy_ends
+        if ends and work.start_ns > ends[-1] and len(ends) < MAX_BUSY_PERIODS:
+            self.busy_starts.append(work.start_ns)  # after all the rest: the usual case
+            ends.append(work.end_ns)
+        else:
+            self._busy(work.start_ns, work.end_ns)
         if work.kind is WorkKind.CONTROL:
             self.db_control += 1
             return

@@ -6,6 +6,6 @@ that ``python -m wedsync_otel.cli.main`` does not import its module twice.
 
 from __future__ import annotations
 
-from wedsync_otel.cli.render import plain_summary, summary_table, verdict_lines
+from wedsync_otel.render import plain_summary, summary_table, verdict_lines
 
 __all__ = ["plain_summary", "summary_table", "verdict_lines"]

@@ -169,7 +169,7 @@ def _size(file: Path) -> int:
 def _print_report(
     report: PerformanceReport, path: Path, size_bytes: int, config: Path | None
 ) -> None:
-    from wedsync_otel.cli import render  # noqa: PLC0415 - keeps --help fast
+    from wedsync_otel import render  # noqa: PLC0415 - keeps --help fast
     from wedsync_otel.cli.progress import size_text  # noqa: PLC0415
     from wedsync_otel.cli.report import iso_time  # noqa: PLC0415
 
@@ -217,7 +217,7 @@ def _load_config(path: Path | None) -> WeddingConfig:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from wedsync_otel.cli import render  # noqa: PLC0415 - keeps --help fast
+    from wedsync_otel import render  # noqa: PLC0415 - keeps --help fast
     from wedsync_otel.cli.report import (  # noqa: PLC0415
         calendar_settings,
         catalogue_thresholds,

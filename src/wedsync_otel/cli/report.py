@@ -38,6 +38,7 @@ from wedsync_otel.config import WeddingConfig
 from wedsync_otel.exporters.otlp_json import SpanRecord
 from wedsync_otel.metrics.performance import PerformanceModel
 from wedsync_otel.metrics.snapshot import PerformanceSnapshot, WindowStats
+from wedsync_otel.render import in_catalogue_order
 from wedsync_otel.rules import threshold_ms
 
 REPORT_WINDOW: Final = "1h"
@@ -187,15 +188,6 @@ def _judgement_notes(
             "judged against the default threshold"
         )
     return tuple(notes)
-
-
-def in_catalogue_order(snapshot: PerformanceSnapshot, config: WeddingConfig) -> PerformanceSnapshot:
-    """The snapshot with endpoints in catalogue order, then the others by name, ``other`` last."""
-    catalogue = [spec.name for spec in config.endpoints if spec.name in snapshot.endpoints]
-    rest = sorted(set(snapshot.endpoints) - set(catalogue), key=lambda name: (name == OTHER, name))
-    ordered = {name: snapshot.endpoints[name] for name in (*catalogue, *rest)}
-    reasons = [reason for snap in ordered.values() if snap.critical for reason in snap.reasons]
-    return dataclasses.replace(snapshot, endpoints=ordered, reasons=reasons)
 
 
 def _window_json(stats: WindowStats | None) -> dict[str, Any]:

@@ -52,8 +52,6 @@ from wedsync_otel.capacity import (
     measure_throughput,
     recommended_instances_gauge,
 )
-from wedsync_otel.cli.render import plain_summary, summary_table, verdict_lines
-from wedsync_otel.cli.report import in_catalogue_order
 from wedsync_otel.config import WeddingConfig, load_config
 from wedsync_otel.db import QueryAdvisor, Recommendation
 from wedsync_otel.demo.app import create_app, demo_config
@@ -73,6 +71,7 @@ from wedsync_otel.exporters import (
     OtlpJsonFileSpanExporter,
 )
 from wedsync_otel.metrics import PerformanceSnapshot
+from wedsync_otel.render import in_catalogue_order, plain_summary, summary_table, verdict_lines
 from wedsync_otel.rules import Verdict
 from wedsync_otel.viewer import Viewer, start_viewer
 

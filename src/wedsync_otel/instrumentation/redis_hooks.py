@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +33,7 @@ from opentelemetry.trace import Span, TracerProvider
 
 from wedsync_otel import attributes as attr
 from wedsync_otel._safety import log_internal_error
+from wedsync_otel.cache_keys import OTHER_NAMESPACE, key_namespace
 
 __all__ = [
     "OTHER_NAMESPACE",
@@ -54,13 +54,8 @@ RequestHook: TypeAlias = Callable[[Span, object, Sequence[object], Mapping[str, 
 ResponseHook: TypeAlias = Callable[[Span, object, object], None]
 """``(span, client or pipeline, reply)``; a pipeline's reply is the list of its replies."""
 
-OTHER_NAMESPACE: Final = "other"
-"""Namespace reported for a key whose first segment is missing, too long or unsafe."""
 BACKEND: Final = "redis"
 
-MAX_NAMESPACE_CHARS: Final = 64
-_SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_SEGMENT_BYTES = re.compile(rb"[A-Za-z0-9_.-]{1,64}")
 _MAX_TOKEN_CHARS = 32  # longer than any command name, SET option or number: not one
 _MAX_SET_OPTIONS = 8  # SET key value [NX|XX] [GET] [EX n|PX n|EXAT n|PXAT n|KEEPTTL]
 
@@ -122,22 +117,6 @@ def hook_errors() -> int:
 
 
 # --- pure helpers ---------------------------------------------------------------------------
-
-
-def key_namespace(key: object) -> str:
-    """The first ``:``-separated segment of a key, or ``other``; never the key itself.
-
-    Only the first 65 characters are looked at, so a huge key costs nothing. A
-    key without ``:`` has no namespace: its only segment would be the whole key.
-    """
-    if isinstance(key, str):
-        head, colon, _ = key[: MAX_NAMESPACE_CHARS + 1].partition(":")
-        return head if colon and _SEGMENT.fullmatch(head) else OTHER_NAMESPACE
-    if isinstance(key, bytes | bytearray):
-        raw, raw_colon, _ = bytes(key[: MAX_NAMESPACE_CHARS + 1]).partition(b":")
-        if raw_colon and _SEGMENT_BYTES.fullmatch(raw):
-            return raw.decode("ascii")
-    return OTHER_NAMESPACE
 
 
 def _token(value: object) -> str | None:

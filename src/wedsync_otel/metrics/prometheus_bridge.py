@@ -58,7 +58,7 @@ from wedsync_otel.metrics._protowire import (
     uint_field,
     varint,
 )
-from wedsync_otel.ops.prometheus_rules import prometheus_label_name, prometheus_metric_name
+from wedsync_otel.metrics.prometheus_names import prometheus_label_name, prometheus_metric_name
 
 __all__ = ["CONTENT_TYPE", "MAX_SCHEMA", "PrometheusBridge", "encode_metrics"]
 

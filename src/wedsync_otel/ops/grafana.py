@@ -22,6 +22,7 @@ from typing import Any, Final
 from wedsync_otel.capacity import HORIZON, RECOMMENDED_INSTANCES
 from wedsync_otel.config import WeddingConfig
 from wedsync_otel.metrics import names
+from wedsync_otel.metrics.prometheus_names import prometheus_label_name, prometheus_metric_name
 from wedsync_otel.ops import prometheus_rules as pr
 
 __all__ = [
@@ -49,9 +50,9 @@ _BY_ENDPOINT: Final = (pr.ENDPOINT,)
 _BY_BAND: Final = (pr.ENDPOINT, pr.PROXIMITY)
 _SELECT: Final = f'{{{pr.ENDPOINT}=~"${ENDPOINT_VARIABLE}"}}'
 
-READINESS: Final = pr.prometheus_metric_name(names.READINESS, names.UNITS[names.READINESS])
-SCALING: Final = pr.prometheus_metric_name(RECOMMENDED_INSTANCES, "{instance}")
-HORIZON_LABEL: Final = pr.prometheus_label_name(HORIZON)
+READINESS: Final = prometheus_metric_name(names.READINESS, names.UNITS[names.READINESS])
+SCALING: Final = prometheus_metric_name(RECOMMENDED_INSTANCES, "{instance}")
+HORIZON_LABEL: Final = prometheus_label_name(HORIZON)
 
 RECORDED: Final = {
     "apdex": pr.apdex_ratio(_BY_ENDPOINT, WINDOW),

@@ -48,7 +48,6 @@ Europe/London: Friday 23:00 to Sunday 00:00 UTC), so no Saturday hour is missed.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from wedsync_otel.calendar import ApdexClass, Band
 from wedsync_otel.catalogue import EndpointSpec
 from wedsync_otel.config import WeddingConfig
 from wedsync_otel.metrics import names
+from wedsync_otel.metrics.prometheus_names import prometheus_label_name, prometheus_metric_name
 from wedsync_otel.rules import threshold_ms
 
 HistogramForm = Literal["native", "classic"]
@@ -103,28 +103,6 @@ LATENCY_ALERT: Final = "WeddingLatencyBudgetBurn"
 WEDDING_DAY_ALERT: Final = "WeddingDayLatencyBudgetBurn"
 
 _SATURDAY = 6  # PromQL day_of_week(): 0 is Sunday
-_UNITS: Final = {"ms": "milliseconds", "s": "seconds", "1": ""}
-_INVALID_NAME = re.compile(r"[^a-zA-Z0-9:]+")
-_INVALID_LABEL = re.compile(r"[^a-zA-Z0-9]+")
-_UNIT_ANNOTATION = re.compile(r"\{[^}]*\}")
-
-
-def prometheus_metric_name(name: str, unit: str, *, monotonic_sum: bool = False) -> str:
-    """The name Prometheus gives an OTel metric: sanitised, unit appended, ``_total`` for sums."""
-    prom = _INVALID_NAME.sub("_", name)
-    suffix = _UNITS.get(unit, _INVALID_NAME.sub("_", _UNIT_ANNOTATION.sub("", unit)))
-    if suffix and not prom.endswith(f"_{suffix}"):
-        prom = f"{prom}_{suffix}"
-    if monotonic_sum and not prom.endswith("_total"):
-        prom = f"{prom}_total"
-    return prom
-
-
-def prometheus_label_name(key: str) -> str:
-    """The label Prometheus gives an OTel attribute: every run of other characters is ``_``."""
-    return _INVALID_LABEL.sub("_", key)
-
-
 SERVER_DURATION: Final = prometheus_metric_name(names.SERVER_DURATION, "ms")
 DB_DURATION: Final = prometheus_metric_name(names.DB_DURATION, "ms")
 APDEX_REQUESTS: Final = prometheus_metric_name(

@@ -2,20 +2,24 @@
 
 Both forms are built from the same rows of cell strings, so a terminal and a
 log file always show the same figures. `rich` (the ``cli`` extra) is imported
-only when a rich table is asked for; the plain forms need nothing.
+only when a rich table is asked for; the plain forms need nothing. The CLI
+and the demo both show snapshots this way, so it lives below both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from wedsync_otel.catalogue import OTHER
 from wedsync_otel.metrics.snapshot import EndpointSnapshot, PerformanceSnapshot, WindowStats
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from wedsync_otel.cli.report import EndpointThresholds
+    from wedsync_otel.cli.report import EndpointThresholds  # a type only: no import at run time
+    from wedsync_otel.config import WeddingConfig
 
 _LEFT: Final = frozenset({"endpoint", "trend", "readiness", "critical", "day", "patterns"})
 _READINESS_TEXT: Final = {"ready": "READY", "at_risk": "AT RISK", "not_ready": "NOT READY"}
@@ -191,3 +195,12 @@ def plain_catalogue(entries: Sequence[EndpointThresholds]) -> str:
     """The same thresholds as `catalogue_table`, as aligned plain text."""
     headers, rows = _catalogue(entries, separator=", ")
     return plain_table(headers, rows)
+
+
+def in_catalogue_order(snapshot: PerformanceSnapshot, config: WeddingConfig) -> PerformanceSnapshot:
+    """The snapshot with endpoints in catalogue order, then the others by name, ``other`` last."""
+    catalogue = [spec.name for spec in config.endpoints if spec.name in snapshot.endpoints]
+    rest = sorted(set(snapshot.endpoints) - set(catalogue), key=lambda name: (name == OTHER, name))
+    ordered = {name: snapshot.endpoints[name] for name in (*catalogue, *rest)}
+    reasons = [reason for snap in ordered.values() if snap.critical for reason in snap.reasons]
+    return dataclasses.replace(snapshot, endpoints=ordered, reasons=reasons)
