@@ -3,8 +3,9 @@
 The SDK freezes a span's attributes before ``on_end`` (and ``_on_ending``
 cannot add any, open-telemetry/opentelemetry-python#5614), so the verdict is
 written onto a copy of the `ReadableSpan` that is forwarded downstream in
-place of the original. Only SERVER spans and local roots are judged; every
-other span passes through untouched.
+place of the original. Only SERVER spans and local roots are judged (a
+database or cache span that is a root belongs to no request, and is not);
+every other span passes through untouched.
 """
 
 from __future__ import annotations
