@@ -34,8 +34,9 @@ from wedsync_otel.config import load_config
 from wedsync_otel.demo.app import PaymentGateway, create_app
 from wedsync_otel.demo.data import DemoData, WeddingRef, build, today_for
 from wedsync_otel.demo.load import Completed, SaturdayPeak, drive
-from wedsync_otel.demo.redis_server import EmbeddedRedis, RedisUnavailable
+from wedsync_otel.demo.redis_server import EmbeddedRedis
 from wedsync_otel.demo.runner import BackgroundServer
+from wedsync_otel.errors import RedisUnavailable
 from wedsync_otel.export_tuning import ExportTuning
 from wedsync_otel.exporters import read_spans
 from wedsync_otel.instrumentation.redis_hooks import instrument_redis, uninstrument_redis

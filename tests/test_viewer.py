@@ -23,7 +23,8 @@ import wedsync_otel
 from helpers import distribution_installed
 from servers import require
 from wedsync_otel import attributes as attr
-from wedsync_otel.viewer import Viewer, ViewerUnavailable, start_viewer
+from wedsync_otel.errors import ViewerUnavailable
+from wedsync_otel.viewer import Viewer, start_viewer
 
 START_TIMEOUT_S: Final = 60.0
 DELIVERY_TIMEOUT_S: Final = 20.0

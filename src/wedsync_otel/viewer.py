@@ -40,6 +40,7 @@ from typing import Any, Final
 
 from wedsync_otel._closing import ClosesOnExit
 from wedsync_otel._process import EXITED, ChildProcess, free_port, log_tail, spawn, wait_until
+from wedsync_otel.errors import ViewerStartError, ViewerUnavailable
 
 LOOPBACK: Final = "127.0.0.1"
 DEFAULT_PROJECT: Final = "default"
@@ -61,14 +62,6 @@ PHOENIX_ENV: Final[Mapping[str, str]] = {
     "PHOENIX_ENABLE_PROMETHEUS": "false",
 }
 """Loopback, and nothing Phoenix would fetch from or send to the internet on its own."""
-
-
-class ViewerUnavailable(RuntimeError):
-    """Phoenix or rotel is not installed or cannot run here."""
-
-
-class ViewerStartError(RuntimeError):
-    """Phoenix or rotel was found but did not become ready before the deadline."""
 
 
 def _rotel_run_sh() -> Path:

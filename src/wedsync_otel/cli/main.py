@@ -254,7 +254,7 @@ def _demo(args: argparse.Namespace) -> int:
         from wedsync_otel.demo import run  # noqa: PLC0415 - its dependencies are extras
     except ImportError as exc:
         raise CliError(f"the demo is not available in this installation ({exc})") from None
-    from wedsync_otel.viewer import ViewerStartError, ViewerUnavailable  # noqa: PLC0415
+    from wedsync_otel.errors import ViewerStartError, ViewerUnavailable  # noqa: PLC0415
 
     options: dict[str, Any] = {"output": args.output, "rate": args.rate, "plain": args.plain}
     if args.duration is not None:  # else the demo's own default

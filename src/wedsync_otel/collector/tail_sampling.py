@@ -44,6 +44,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeAlias
 
+from wedsync_otel.errors import PolicyError, UnsupportedPolicy
+
 __all__ = [
     "DEFAULT_HASH_SALT",
     "BooleanAttributePolicy",
@@ -74,14 +76,6 @@ _FNV64_PRIME: Final = 0x100000001B3
 _MANTISSA_BITS: Final = 64  # big.Float takes the precision of 2^64 - 1, its first operand
 
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class PolicyError(ValueError):
-    """A policy the contrib collector would refuse to load; the message names it and the key."""
-
-
-class UnsupportedPolicy(PolicyError):
-    """A valid policy (or option) that this evaluator does not model."""
 
 
 class StatusCode(enum.StrEnum):

@@ -24,6 +24,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from wedsync_otel._closing import ClosesOnExit
 from wedsync_otel._process import EXITED, ChildProcess, free_port, log_tail, spawn, wait_until
+from wedsync_otel.errors import RedisUnavailable
 
 LOOPBACK: Final = "127.0.0.1"
 START_TIMEOUT_S: Final = 10.0
@@ -33,10 +34,6 @@ _POLL_S: Final = 0.01
 _PROBE_TIMEOUT_S: Final = 0.5
 _PORT_TAKEN: Final = "Address already in use"
 _LOG_TAIL_CHARS: Final = 1000
-
-
-class RedisUnavailable(RuntimeError):
-    """No private Redis here: no binary, or it would not start in time."""
 
 
 def redis_executable() -> Path | None:

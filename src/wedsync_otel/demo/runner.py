@@ -63,7 +63,8 @@ from wedsync_otel.demo.load import (
     SaturdayPeak,
     drive,
 )
-from wedsync_otel.demo.redis_server import EmbeddedRedis, RedisUnavailable
+from wedsync_otel.demo.redis_server import EmbeddedRedis
+from wedsync_otel.errors import RedisUnavailable
 from wedsync_otel.exporters import (
     METRICS_FILE,
     TRACES_FILE,
