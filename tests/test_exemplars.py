@@ -15,7 +15,6 @@ import http.server
 import json
 import math
 import struct
-import subprocess
 import threading
 import time
 import urllib.error
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import (
@@ -56,7 +54,7 @@ from opentelemetry.util.types import Attributes
 
 import wedsync_otel
 from helpers import CapturingExporter, FakeClock
-from test_prometheus_rules import _prometheus_port, tool
+from prometheus_support import running_prometheus
 from wedsync_otel.metrics import names
 from wedsync_otel.metrics.prometheus_bridge import CONTENT_TYPE, PrometheusBridge
 from wedsync_otel.metrics.prometheus_bridge import encode_metrics as encode_prometheus
@@ -521,30 +519,12 @@ def prometheus_answers(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[dict[str, dict[str, float]], dict[str, ReadableSpan], dict[str, float]]]:
     """What Prometheus' query_exemplars returns after scraping a real pipeline's bridge."""
-    binary = tool("prometheus")
     root: Path = tmp_path_factory.mktemp("exemplars")
     bridge = PrometheusBridge()
     service = Service(bridge)
     _Target.bridge = bridge
     target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Target)
     threading.Thread(target=target.serve_forever, daemon=True).start()
-    config = root / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "wedsync-exemplars",
-                        "scrape_timeout": "1s",
-                        "static_configs": [{"targets": [f"127.0.0.1:{target.server_port}"]}],
-                    }
-                ],
-            }
-        )
-    )
-    log = root / "prometheus.log"
-    process: subprocess.Popen[bytes] | None = None
     started_s = time.time() - 60
     try:
         for duration, db_ms in ((12.0, 0.0), (40.0, 3.0), (250.0, 0.0), (900.0, 45.0)):
@@ -553,44 +533,31 @@ def prometheus_answers(
         service.flush()
         exported = {f"{trace_id:032x}": span for trace_id, span in service.requests().items()}
         slowest = {"duration": 900.0, "db": 45.0}
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={root / 'data'}",
-                    "--web.listen-address=127.0.0.1:0",
-                    "--enable-feature=exemplar-storage,native-histograms",
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
         deadline = time.monotonic() + DEADLINE_S
-        port = _prometheus_port(log, process, deadline)
-        answers: dict[str, dict[str, float]] = {}
         wanted = {
             "duration": "wedding_server_duration_milliseconds",
             "db": "wedding_db_duration_milliseconds",
         }
-        while True:
-            answers = {
-                key: _trace_ids(_query_exemplars(port, expr, started_s))
-                for key, expr in wanted.items()
-            }
-            if all(answers.values()):
-                break
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail(f"no exemplars in time: {answers}\n{log.read_text()[-2_000:]}")
-            time.sleep(0.2)  # polling Prometheus' API until a scrape brought them, bounded
-        yield answers, exported, slowest
+        with running_prometheus(
+            root,
+            target_port=target.server_port,
+            job="wedsync-exemplars",
+            deadline=deadline,
+            features=("exemplar-storage", "native-histograms"),
+        ) as prometheus:
+            answers: dict[str, dict[str, float]] = {}
+            while True:
+                answers = {
+                    key: _trace_ids(_query_exemplars(prometheus.port, expr, started_s))
+                    for key, expr in wanted.items()
+                }
+                if all(answers.values()):
+                    break
+                if time.monotonic() > deadline or not prometheus.alive():
+                    pytest.fail(f"no exemplars in time: {answers}\n{prometheus.log_tail()}")
+                time.sleep(0.2)  # polling Prometheus' API until a scrape brought them, bounded
+            yield answers, exported, slowest
     finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
         target.shutdown()
         target.server_close()
         service.close()

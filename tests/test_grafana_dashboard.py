@@ -11,25 +11,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import http.server
-import json
 import math
-import subprocess
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import redis
-import yaml
 from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import wedsync_otel
-from test_prometheus_rules import RULES_FILE, _prometheus_port, tool
+from prometheus_support import Prometheus, running_prometheus
+from test_prometheus_rules import RULES_FILE
 from wedsync_otel.cache import WeddingCache
 from wedsync_otel.capacity import CapacityAdvisor, recommended_instances_gauge
 from wedsync_otel.config import WeddingConfig, load_config
@@ -128,12 +124,8 @@ def _wait_for_scrape(deadline: float) -> None:
     assert done, "Prometheus stopped scraping the bridge"
 
 
-def _query(port: int, expr: str) -> list[dict[str, Any]]:
-    query = urllib.parse.quote(expr.replace("$endpoint", grafana.ENDPOINT_ALL))
-    url = f"http://127.0.0.1:{port}/api/v1/query?query={query}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        result: list[dict[str, Any]] = json.load(response)["data"]["result"]
-    return result
+def _query(prometheus: Prometheus, expr: str) -> list[dict[str, Any]]:
+    return prometheus.query(expr.replace("$endpoint", grafana.ENDPOINT_ALL))
 
 
 def _has_data(result: list[dict[str, Any]]) -> bool:
@@ -141,32 +133,11 @@ def _has_data(result: list[dict[str, Any]]) -> bool:
     return any(math.isfinite(float(series["value"][1])) for series in result)
 
 
-def _prometheus_config(root: Path, target_port: int) -> Path:
-    config = root / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(RULES_FILE)],
-                "scrape_configs": [
-                    {
-                        "job_name": "wedsync-demo",
-                        "scrape_timeout": "1s",
-                        "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
-                    }
-                ],
-            }
-        )
-    )
-    return config
-
-
 @pytest.fixture(scope="module")
 def answers(
     tmp_path_factory: pytest.TempPathFactory, redis_url: str
 ) -> Iterator[dict[str, list[dict[str, Any]]]]:
     """Each dashboard query's result once Prometheus has recorded the demo's traffic."""
-    binary = tool("prometheus")
     root = tmp_path_factory.mktemp("grafana")
     config = load_config()
     data = build(root / "wedsync.db", today=today_for(config))
@@ -197,53 +168,38 @@ def answers(
     _Target.bridge = bridge
     target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Target)
     threading.Thread(target=target.serve_forever, daemon=True).start()
-    log = root / "prometheus.log"
-    process: subprocess.Popen[bytes] | None = None
+    deadline = time.monotonic() + DEADLINE_S
     try:
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={_prometheus_config(root, target.server_port)}",
-                    f"--storage.tsdb.path={root / 'data'}",
-                    "--web.listen-address=127.0.0.1:0",
-                    "--enable-feature=native-histograms",
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + DEADLINE_S
-        port = _prometheus_port(log, process, deadline)
-        with BackgroundServer(app) as server:
-            for _ in range(ROUNDS):  # rate() needs samples that grow between scrapes
-                asyncio.run(
-                    drive(
-                        server.url,
-                        SaturdayPeak(data),
-                        duration_s=30.0,
-                        rate_per_s=500.0,
-                        max_requests=REQUESTS_PER_ROUND,
+        with running_prometheus(
+            root,
+            target_port=target.server_port,
+            job="wedsync-demo",
+            deadline=deadline,
+            rule_files=(RULES_FILE,),
+        ) as prometheus:
+            with BackgroundServer(app) as server:
+                for _ in range(ROUNDS):  # rate() needs samples that grow between scrapes
+                    asyncio.run(
+                        drive(
+                            server.url,
+                            SaturdayPeak(data),
+                            duration_s=30.0,
+                            rate_per_s=500.0,
+                            max_requests=REQUESTS_PER_ROUND,
+                        )
                     )
-                )
-                assert telemetry.force_flush()
-                _wait_for_scrape(deadline)
-        results: dict[str, list[dict[str, Any]]] = {}
-        while True:
-            results = {title: _query(port, expr) for title, expr in TARGETS}
-            if all(_has_data(result) for result in results.values()):
-                break
-            if time.monotonic() > deadline or process.poll() is not None:
-                break  # the tests say which queries came back empty
-            time.sleep(0.2)  # polling Prometheus' API until the rules have run, bounded
-        yield results
+                    assert telemetry.force_flush()
+                    _wait_for_scrape(deadline)
+            results: dict[str, list[dict[str, Any]]] = {}
+            while True:
+                results = {title: _query(prometheus, expr) for title, expr in TARGETS}
+                if all(_has_data(result) for result in results.values()):
+                    break
+                if time.monotonic() > deadline or not prometheus.alive():
+                    break  # the tests say which queries came back empty
+                time.sleep(0.2)  # polling Prometheus' API until the rules have run, bounded
+            yield results
     finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
         target.shutdown()
         target.server_close()
         wedsync_otel.set_wedding_resolver(None)

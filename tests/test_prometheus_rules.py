@@ -8,16 +8,11 @@ them those tests skip, or fail under ``CI=true``.
 from __future__ import annotations
 
 import http.server
-import json
 import os
-import re
-import shutil
 import stat
 import subprocess
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,7 +31,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, generate_latest
 
 from helpers import SATURDAY, CapturingExporter, FakeClock
-from servers import require
+from prometheus_support import Prometheus, running_prometheus, tool
 from wedsync_otel import WeddingConfig, configure
 from wedsync_otel import attributes as attr
 from wedsync_otel.catalogue import EndpointSpec
@@ -64,14 +59,6 @@ MS = 1_000_000
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def tool(name: str) -> str:
-    """The path of a Prometheus tool, or skip (fail under CI=true) when it is not installed."""
-    path = shutil.which(name)
-    if path is None:
-        require(name, FileNotFoundError(f"{name} is not on PATH; run {INSTALL_SCRIPT.name}"))
-    return path
 
 
 def run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -551,84 +538,41 @@ class _Target(http.server.BaseHTTPRequestHandler):
         return None
 
 
-def _prometheus_port(log: Path, process: subprocess.Popen[bytes], deadline: float) -> int:
-    """The port Prometheus chose (it listens on port 0), read from its log."""
-    while time.monotonic() < deadline and process.poll() is None:
-        found = re.search(r'msg="Listening on" address=127\.0\.0\.1:(\d+)', log.read_text())
-        if found:
-            return int(found[1])
-        time.sleep(0.05)
-    pytest.fail(f"Prometheus did not start listening:\n{log.read_text()[-2_000:]}")
-
-
-def _recorded(port: int) -> dict[str, float]:
+def _recorded(prometheus: Prometheus) -> dict[str, float]:
     """Every payments series the recording rules wrote, by rule name, at one instant."""
-    query = urllib.parse.quote(f'{{__name__=~"wedding_endpoint.*:.+",{pr.ENDPOINT}="payments"}}')
-    url = f"http://127.0.0.1:{port}/api/v1/query?query={query}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        result = json.load(response)["data"]["result"]
+    result = prometheus.query(f'{{__name__=~"wedding_endpoint.*:.+",{pr.ENDPOINT}="payments"}}')
     return {item["metric"]["__name__"]: float(item["value"][1]) for item in result}
 
 
 @pytest.fixture(scope="module")
 def native_recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, float]]:
     """What Prometheus 2.42 records from native histograms with the generated rules."""
-    binary = tool("prometheus")
     root = tmp_path_factory.mktemp("prometheus")
     target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Target)
     threading.Thread(target=target.serve_forever, daemon=True).start()
-    config = root / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(RULES_FILE)],
-                "scrape_configs": [
-                    {
-                        "job_name": "wedsync",
-                        "scrape_timeout": "1s",
-                        "static_configs": [{"targets": [f"127.0.0.1:{target.server_port}"]}],
-                    }
-                ],
-            }
-        )
-    )
-    log = root / "prometheus.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={root / 'data'}",
-                "--web.listen-address=127.0.0.1:0",
-                "--enable-feature=native-histograms",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    deadline = time.monotonic() + NATIVE_DEADLINE_S
+    wanted = {
+        pr.quantile_name(("wedding_endpoint",), "p50", "5m"),
+        pr.quantile_name(("wedding_endpoint",), "p95", "5m"),
+        "wedding_endpoint:wedding_health:score_rate5m",
+        "wedding_endpoint:wedding_db_time:ratio_rate5m",
+    }
     try:
-        deadline = time.monotonic() + NATIVE_DEADLINE_S
-        port = _prometheus_port(log, process, deadline)
-        wanted = {
-            pr.quantile_name(("wedding_endpoint",), "p50", "5m"),
-            pr.quantile_name(("wedding_endpoint",), "p95", "5m"),
-            "wedding_endpoint:wedding_health:score_rate5m",
-            "wedding_endpoint:wedding_db_time:ratio_rate5m",
-        }
-        recorded: dict[str, float] = {}
-        while not wanted <= recorded.keys():
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail(f"no native results: {recorded}\n{log.read_text()[-2_000:]}")
-            time.sleep(0.2)
-            recorded = _recorded(port)
-        yield recorded
+        with running_prometheus(
+            root,
+            target_port=target.server_port,
+            job="wedsync",
+            deadline=deadline,
+            rule_files=(RULES_FILE,),
+        ) as prometheus:
+            recorded: dict[str, float] = {}
+            while not wanted <= recorded.keys():
+                if time.monotonic() > deadline or not prometheus.alive():
+                    pytest.fail(f"no native results: {recorded}\n{prometheus.log_tail()}")
+                time.sleep(0.2)  # polling Prometheus' API until the rules have run, bounded
+                recorded = _recorded(prometheus)
+            yield recorded
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         target.shutdown()
         target.server_close()
 
