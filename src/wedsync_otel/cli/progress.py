@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Final, TextIO
+
+from wedsync_otel._closing import ClosesOnExit
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -35,7 +36,7 @@ def size_text(size: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class ReadProgress:
+class ReadProgress(ClosesOnExit):
     """Hears of the bytes a read goes through (call it with each chunk's size); shows them.
 
     ``show``: None shows progress once the read has taken `DELAY_S`, True from
@@ -149,17 +150,6 @@ class ReadProgress:
                 f"{self._speed(now)}\n"
             )
             self._stream.flush()
-
-    def __enter__(self) -> ReadProgress:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def rich_available() -> bool:
