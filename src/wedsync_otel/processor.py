@@ -229,13 +229,6 @@ def _with_room(attributes: dict[str, Any]) -> dict[str, Any]:
     return roomy
 
 
-def is_local_root_or_server(span: ReadableSpan) -> bool:
-    """Spans that stand for a request: SERVER spans and local roots."""
-    # The fields behind ReadableSpan.kind and .parent: properties cost a call each.
-    parent = span._parent  # noqa: SLF001
-    return span._kind is _SERVER or parent is None or parent.is_remote  # noqa: SLF001
-
-
 class WeddingSpanProcessor(SpanProcessor):
     """Judges server spans against the wedding rules and forwards an enriched copy.
 
@@ -431,7 +424,7 @@ class WeddingSpanProcessor(SpanProcessor):
                 or (links._dq if links.__class__ is BoundedList else links)  # type: ignore[attr-defined]  # noqa: SLF001
             ):
                 fields = self._scrub_fields(self.scrubber, span, attrs)
-            # is_local_root_or_server, inline: a call per span is a frame per span.
+            # A request: a SERVER span or a local root (the fields, not the properties).
             parent = span._parent  # noqa: SLF001
             if span._kind is _SERVER or parent is None or parent.is_remote:  # noqa: SLF001
                 forwarded = self._enrich(
@@ -454,41 +447,42 @@ class WeddingSpanProcessor(SpanProcessor):
         A local root of this kind (a query a worker thread ran with no context,
         as aiosqlite's thread does) belongs to no request: it is not judged as one.
         """
-        if span._kind is _SERVER:  # noqa: SLF001 - a server that is also a DB client: a request
-            extra = self._child_work(span, attrs, in_request=True)
-            return self._enrich(span, attrs, extra, exported, fields=fields, removed=removed)
         parent = span._parent  # noqa: SLF001
-        in_request = parent is not None and not parent.is_remote
-        extra = self._child_work(span, attrs, in_request=in_request)
-        if not in_request:  # a root that is no request: its children's work has no taker
+        parent_id = 0 if parent is None else parent.span_id
+        if span._kind is _SERVER:  # noqa: SLF001 - a server that is also a DB client: a request
+            extra = self._child_work(span, attrs, parent_id=parent_id)
+            return self._enrich(span, attrs, extra, exported, fields=fields, removed=removed)
+        if parent is None or parent.is_remote:  # a root that is no request
+            extra = self._child_work(span, attrs, parent_id=None)
             context = span._context  # noqa: SLF001
-            if context is not None and self._waiting:
+            if context is not None and self._waiting:  # its children's work has no taker
                 self.rollup.discard(context.trace_id)
+        else:
+            extra = self._child_work(span, attrs, parent_id=parent_id)
         if extra:
             return enriched_copy(span, exported | extra, scrubbed=fields, removed=removed)
         return span  # _exported copies it when its fields or attributes were scrubbed
 
     def _child_work(
-        self, span: ReadableSpan, attrs: Mapping[str, Any], *, in_request: bool
+        self, span: ReadableSpan, attrs: Mapping[str, Any], *, parent_id: int | None
     ) -> dict[str, Any] | None:
-        """Roll a cache or database span up into its request; rewrite a query's text."""
+        """Roll a cache or database span up into its request; rewrite a query's text.
+
+        ``parent_id`` is the span's parent's id (0 for none), or None for a span
+        that belongs to no request: rewritten and observed, never rolled up.
+        """
         context = span._context  # noqa: SLF001 - the fields, not the properties (a call each)
         trace_id = 0 if context is None else context.trace_id
         start, end = span._start_time, span._end_time  # noqa: SLF001
         timed = start is not None and end is not None and end >= start
         duration_ms = (end - start) / 1e6 if timed else 0.0  # type: ignore[operator]
         if attr.CACHE_BACKEND in attrs:
-            if in_request:
+            if parent_id is not None:
                 if not self._cache_seen:
                     self._saw_work(cache=True)
                 hits, misses = queries.cache_counts(attrs)
-                parent = span._parent  # noqa: SLF001
                 self.rollup.add_cache(
-                    trace_id,
-                    hits=hits,
-                    misses=misses,
-                    duration_ms=duration_ms,
-                    parent_id=0 if parent is None else parent.span_id,
+                    trace_id, hits=hits, misses=misses, duration_ms=duration_ms, parent_id=parent_id
                 )
             return None
         system = attrs.get("db.system.name") or attrs.get("db.system")
@@ -503,13 +497,12 @@ class WeddingSpanProcessor(SpanProcessor):
         raw = attrs.get("db.query.text") or attrs.get("db.statement")
         if raw.__class__ is str and DB_QUERY_SUMMARY not in attrs:
             rewritten[DB_QUERY_SUMMARY] = self.scrubber.summary(raw, system.lower())
-        if not in_request:
+        if parent_id is None:
             if kind is not WorkKind.CONTROL:
                 self._observe(fingerprint, statement, duration_ms)
             return rewritten
         if not self._db_seen:
             self._saw_work(cache=False)
-        parent = span._parent  # noqa: SLF001
         scope = span._instrumentation_scope  # noqa: SLF001
         work = DbWork(
             fingerprint,
@@ -517,7 +510,7 @@ class WeddingSpanProcessor(SpanProcessor):
             start if timed else 0,  # type: ignore[arg-type]
             end if timed else 0,  # type: ignore[arg-type]
             0 if context is None else context.span_id,
-            0 if parent is None else parent.span_id,
+            parent_id,
             "" if scope is None else scope.name,
             kind,
             duration_ms > self._slow_query_ms,

@@ -34,6 +34,8 @@ ends right after the inner one, so only the last few can be repeated.
 """
 
 
+MAX_OBSERVED_PER_REQUEST: Final = 1024
+"""Counted queries kept per request for query observers; beyond it they are not observed."""
 MAX_BUSY_PERIODS: Final = 1024
 """Separate stretches of database time kept per request to merge overlaps exactly."""
 
@@ -89,8 +91,7 @@ class DbWork:
     def continues(self, earlier: DbWork) -> bool:
         """Whether this cursor batch goes on from ``earlier``, the same parent's last work."""
         return (
-            self.kind is WorkKind.FETCH
-            and earlier.parent_id == self.parent_id
+            earlier.parent_id == self.parent_id
             and earlier.fingerprint == self.fingerprint
             and earlier.kind is not WorkKind.CONTROL
             and earlier.end_ns <= self.start_ns
@@ -173,28 +174,27 @@ class RequestTotals:
         if end <= start:
             return
         starts, ends = self.busy_starts, self.busy_ends
-        first = bisect_left(starts, start)
-        if first and ends[first - 1] >= start:
-            first -= 1
-            start = starts[first]
-        last = first
-        while last < len(starts) and starts[last] <= end:
-            end = max(end, ends[last])
-            last += 1
-        starts[first:last] = [start]
-        ends[first:last] = [end]
+        if not ends or start > ends[-1]:  # after all the rest: the usual case
+            starts.append(start)
+            ends.append(end)
+        else:
+            first = bisect_left(starts, start)
+            if first and ends[first - 1] >= start:
+                first -= 1
+                start = starts[first]
+            last = first
+            while last < len(starts) and starts[last] <= end:
+                end = max(end, ends[last])
+                last += 1
+            starts[first:last] = [start]
+            ends[first:last] = [end]
         if len(starts) > MAX_BUSY_PERIODS:
             oldest_start, oldest_end = starts.pop(0), ends.pop(0)
             self.closed_ms += (oldest_end - oldest_start) / 1e6
             self.closed_until_ns = oldest_end
 
     def _settle(self, work: DbWork) -> None:
-        ends = self.busy_ends
-        if ends and work.start_ns > ends[-1] and len(ends) < MAX_BUSY_PERIODS:
-            self.busy_starts.append(work.start_ns)  # after all the rest: the usual case
-            ends.append(work.end_ns)
-        else:
-            self._busy(work.start_ns, work.end_ns)
+        self._busy(work.start_ns, work.end_ns)
         if work.kind is WorkKind.CONTROL:
             self.db_control += 1
             return
@@ -202,7 +202,7 @@ class RequestTotals:
             return
         self.db_queries += 1
         self.db_slow += work.slow
-        if self.counted is not None:
+        if self.counted is not None and len(self.counted) < MAX_OBSERVED_PER_REQUEST:
             self.counted.append(work)
         seen = self.fingerprints
         fingerprint = work.fingerprint
@@ -211,10 +211,6 @@ class RequestTotals:
         elif len(seen) < MAX_FINGERPRINTS_PER_REQUEST:
             seen[fingerprint] = 1
             self.statements[fingerprint] = work.statement
-
-
-MAX_OBSERVED_PER_REQUEST: Final = 1024
-"""Counted queries kept per request for query observers; beyond it they are not observed."""
 
 
 class RollupStore:
@@ -291,9 +287,6 @@ class RollupStore:
         with self._lock:
             totals = self._totals.get(trace_id) or self._new_entry(trace_id)
             totals.add(work)
-            counted = totals.counted
-            if counted is not None and len(counted) > MAX_OBSERVED_PER_REQUEST:
-                del counted[MAX_OBSERVED_PER_REQUEST:]
 
     def pop(self, trace_id: int, span_id: int = 0) -> RequestTotals | None:
         """Take the totals of request span ``span_id`` as it ends, every database span counted."""
