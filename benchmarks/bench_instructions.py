@@ -33,7 +33,7 @@ def instructions(variant: str, count: int) -> int:
         capture_output=True,
         text=True,
         check=True,
-        # String hashes, and so dict probe lengths, vary per process: fixed, the count repeats.
+        # String hashes (dict probe lengths) vary per process: one source of variance fixed.
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     found = re.search(r"Collected : (\d+)", result.stderr)
