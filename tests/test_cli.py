@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import io
 import json
@@ -23,7 +24,7 @@ from helpers import TUESDAY, FakeClock, distribution_installed
 from wedsync_otel import PerformanceSnapshot
 from wedsync_otel.catalogue import EndpointSpec
 from wedsync_otel.cli import plain_summary, summary_table, verdict_lines
-from wedsync_otel.cli.main import main
+from wedsync_otel.cli.main import build_parser, main
 from wedsync_otel.config import DEFAULT_ENDPOINTS
 from wedsync_otel.exporters import OtlpJsonFileMetricExporter, OtlpJsonFileSpanExporter
 
@@ -599,3 +600,106 @@ def test_summary_table_renders_the_same_figures_as_plain_text(recorded: Recorded
     assert lines[0] == "Wedding-day readiness: NOT READY"
     assert all(line.startswith("  - ") for line in lines[1:])
     assert len(lines) == 1 + len(recorded.snapshot.reasons)
+
+
+# --- the options several commands share (--config, --out, --json) ---------------------------
+
+
+SHARED_OPTIONS = {
+    "report": ("--json", "--config"),
+    "check-config": ("--json",),
+    "demo": (),
+    "rules": ("--config", "--out"),
+    "alertmanager": ("--out",),
+    "dashboard": ("--config", "--out"),
+    "scaling": ("--config", "--out", "--json"),
+}
+"""Command -> which of --config, --out and --json it takes."""
+
+_POSITIONAL = {"report": ["traces.jsonl"], "check-config": ["wedsync.toml"]}
+_VALUES = {"--config": ["my.toml"], "--out": ["out.yaml"], "--json": []}
+_HELP_LINE = {
+    "--config": r"--config FILE\s+TOML config",
+    "--out": r"--out FILE\s+write (the YAML )?here \(default: stdout\)",
+    "--json": r"--json\s+print one JSON object for scripts",
+}
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(commands.choices)
+
+
+def test_shared_options_table_covers_every_command() -> None:
+    """Each command takes exactly the shared options listed for it, no more, no fewer."""
+    found = {
+        name: {o for a in sub._actions for o in a.option_strings if o in _VALUES}
+        for name, sub in _subcommands().items()
+    }
+    assert found == {name: set(options) for name, options in SHARED_OPTIONS.items()}
+
+
+@pytest.mark.parametrize("command", [c for c, options in SHARED_OPTIONS.items() if options])
+def test_shared_options_parse_to_the_same_values(command: str) -> None:
+    """--config FILE and --out FILE are paths, --json a flag; absent, None, None and False."""
+    options = SHARED_OPTIONS[command]
+    given = [part for option in options for part in [option, *_VALUES[option]]]
+    parser = build_parser()
+    with_options = parser.parse_args([command, *_POSITIONAL.get(command, []), *given])
+    without = parser.parse_args([command, *_POSITIONAL.get(command, [])])
+    expected = {"--config": Path("my.toml"), "--out": Path("out.yaml"), "--json": True}
+    absent = {"--config": None, "--out": None, "--json": False}
+    for option in options:
+        dest = option.removeprefix("--")
+        assert getattr(with_options, dest) == expected[option], option
+        assert getattr(without, dest) is absent[option], option
+
+
+@pytest.mark.parametrize("command", list(SHARED_OPTIONS))
+def test_help_of_each_command_lists_its_shared_options(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """Each command's --help describes the shared options it takes, and only those."""
+    code, out, _err = run_main(capsys, command, "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    for option, line in _HELP_LINE.items():
+        listed = re.search(line, text) is not None
+        assert listed == (option in SHARED_OPTIONS[command]), (command, option, text)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["alertmanager", "--config", "x.toml"],
+        ["check-config", "x.toml", "--out", "o"],
+        ["demo", "--json"],
+    ],
+    ids=["alertmanager-config", "check-config-out", "demo-json"],
+)
+def test_shared_options_are_usage_errors_where_not_taken(
+    capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    """A shared option given to a command that does not take it exits 2 with one line."""
+    code, _out, err = run_main(capsys, *args)
+    assert code == 2
+    assert "unrecognized arguments" in _one_line(err)
+
+
+@pytest.mark.parametrize("command", ["rules", "alertmanager", "dashboard", "scaling"])
+def test_out_writes_the_file_instead_of_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], good_config: Path, command: str
+) -> None:
+    """--out FILE writes the document there: the same text the command prints without it."""
+    config = ["--config", good_config] if "--config" in SHARED_OPTIONS[command] else []
+    if command == "scaling":  # a fixed day: both runs schedule alike even across midnight
+        config += ["--today", "2026-06-01"]
+    out = tmp_path / "out.txt"
+    code, printed, err = run_main(capsys, command, *config)
+    assert code == 0, err
+    code, written_out, err = run_main(capsys, command, *config, "--out", out)
+    assert code == 0, err
+    if command != "scaling":  # scaling prints a one-line summary of the file it wrote
+        assert written_out == ""
+    assert out.read_text(encoding="utf-8") == printed != ""

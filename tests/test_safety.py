@@ -12,7 +12,7 @@ from typing import Final
 import pytest
 
 from helpers import FakeSeconds
-from wedsync_otel._safety import RateLimitedWarning
+from wedsync_otel._safety import RAISE_INTERNAL_ERRORS_ENV, RateLimitedWarning, call_guarded
 
 MESSAGE: Final = "wedsync-otel: test condition"
 INTERVAL_S: Final = 60.0
@@ -118,3 +118,33 @@ def test_the_default_clock_logs_the_first_occurrence(
     warning("second")
     assert warning.count == 2
     assert _ours(warnings_logged)[0] == f"{MESSAGE} ('first'; 1 so far)"
+
+
+def _raises(*args: object, **kwargs: object) -> None:
+    raise RuntimeError(f"hook failed with {args} {kwargs}")
+
+
+def test_a_guarded_hook_that_raises_is_logged_not_raised(
+    monkeypatch: pytest.MonkeyPatch, warnings_logged: pytest.LogCaptureFixture
+) -> None:
+    """Outside tests, what a hook raises is logged once at ERROR and the caller goes on."""
+    monkeypatch.setenv(RAISE_INTERNAL_ERRORS_ENV, "0")
+    call_guarded("a guarded test hook", _raises, 1, key="value")
+    call_guarded("a guarded test hook", _raises, 2)
+    errors = [r for r in warnings_logged.records if "a guarded test hook" in r.getMessage()]
+    assert len(errors) == 1
+    assert errors[0].levelno == logging.ERROR
+
+
+def test_a_guarded_hook_gets_its_arguments() -> None:
+    """The guard passes positional and keyword arguments through unchanged."""
+    seen: list[tuple[object, ...]] = []
+    call_guarded("a recording hook", lambda *a, **k: seen.append((*a, *sorted(k.items()))), 1, b=2)
+    assert seen == [(1, ("b", 2))]
+
+
+def test_a_guarded_hook_that_raises_fails_a_test_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under pytest (or when forced), a hook's error is re-raised so bugs do not hide."""
+    monkeypatch.setenv(RAISE_INTERNAL_ERRORS_ENV, "1")
+    with pytest.raises(RuntimeError, match="hook failed"):
+        call_guarded("a raising hook under test", _raises)

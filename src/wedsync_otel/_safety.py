@@ -49,6 +49,20 @@ def log_internal_error(where: str, exc: BaseException) -> None:
         raise exc
 
 
+def call_guarded(
+    where: str, function: Callable[..., object], /, *args: object, **kwargs: object
+) -> None:
+    """Call user code (a verdict listener, a query observer): what it raises is only logged.
+
+    The one guard around every hook the application registers, so a broken
+    hook never breaks a request and each failure is reported the same way.
+    """
+    try:
+        function(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - a hook never breaks the request
+        log_internal_error(where, exc)
+
+
 class RateLimitedWarning:
     """A warning logged at most once per interval, counting what it suppressed.
 

@@ -37,7 +37,7 @@ from opentelemetry.trace import SpanKind, StatusCode, TraceFlags
 
 from wedsync_otel import attributes as attr
 from wedsync_otel._bounded import BoundedDict
-from wedsync_otel._safety import RateLimitedWarning, log_internal_error, logger
+from wedsync_otel._safety import RateLimitedWarning, call_guarded, log_internal_error, logger
 from wedsync_otel._span_copy import Scrubbed, enriched_copy
 from wedsync_otel._wedding_marks import MARKS, Mark, mark_span, take_mark
 from wedsync_otel.attributes import (
@@ -63,17 +63,12 @@ from wedsync_otel.instrumentation import queries
 from wedsync_otel.privacy.scrubber import CACHE_SYSTEMS, Scrubber
 from wedsync_otel.rollup import DbWork, RequestTotals, RollupStore, WorkKind
 from wedsync_otel.rules import Judgement, Verdict, WeddingRules
-from wedsync_otel.sampling import RECORDED_FOR_METRICS
+from wedsync_otel.sampling import RECORDED_FOR_METRICS, is_local_root
 from wedsync_otel.span_privacy import scrub_fields
 
 _APDEX_TEXT = {apdex: apdex.value for apdex in ApdexClass}
-# Enum member lookups go through the metaclass: read them once.
-_UNKNOWN, _FRUSTRATED = Band.UNKNOWN, ApdexClass.FRUSTRATED
-_SATISFIED, _TOLERATING, _FRUSTRATED = (
-    ApdexClass.SATISFIED,
-    ApdexClass.TOLERATING,
-    ApdexClass.FRUSTRATED,
-)
+# Enum member lookups go through the metaclass: read it once.
+_UNKNOWN = Band.UNKNOWN
 _SERVER, _ERROR = SpanKind.SERVER, StatusCode.ERROR
 _SAMPLED: Final = TraceFlags.SAMPLED
 _SERVER_ERRORS: Final = frozenset(range(500, 600))
@@ -341,11 +336,9 @@ class WeddingSpanProcessor(SpanProcessor):
             if span.__class__ is SdkSpan or isinstance(span, ReadableSpan):
                 # Cheapest test first: most spans are children (queries, cache calls), and the
                 # fields behind Span.kind and .parent spare a property call each.
-                if (
-                    span._kind is _SERVER  # noqa: SLF001
-                    or (parent := span._parent) is None  # noqa: SLF001
-                    or parent.is_remote
-                ) and (self._trust_baggage or wedding_in_context(parent_context)):
+                if (span._kind is _SERVER or is_local_root(span._parent)) and (  # noqa: SLF001
+                    self._trust_baggage or wedding_in_context(parent_context)
+                ):
                     self._inherit_wedding(span, parent_context)
                 if _measured_only(span):
                     return  # recorded for the metrics only: no downstream sees it
@@ -425,8 +418,7 @@ class WeddingSpanProcessor(SpanProcessor):
             ):
                 fields = self._scrub_fields(self.scrubber, span, attrs)
             # A request: a SERVER span or a local root (the fields, not the properties).
-            parent = span._parent  # noqa: SLF001
-            if span._kind is _SERVER or parent is None or parent.is_remote:  # noqa: SLF001
+            if span._kind is _SERVER or is_local_root(span._parent):  # noqa: SLF001
                 forwarded = self._enrich(
                     span, attrs, None, exported, fields=fields, removed=removed
                 )
@@ -452,7 +444,7 @@ class WeddingSpanProcessor(SpanProcessor):
         if span._kind is _SERVER:  # noqa: SLF001 - a server that is also a DB client: a request
             extra = self._child_work(span, attrs, parent_id=parent_id)
             return self._enrich(span, attrs, extra, exported, fields=fields, removed=removed)
-        if parent is None or parent.is_remote:  # a root that is no request
+        if is_local_root(parent):  # a root that is no request
             extra = self._child_work(span, attrs, parent_id=None)
             context = span._context  # noqa: SLF001
             if context is not None and self._waiting:  # its children's work has no taker
@@ -520,12 +512,13 @@ class WeddingSpanProcessor(SpanProcessor):
 
     def _observe(self, fingerprint: str, statement: str, duration_ms: float) -> None:
         for observer in self._query_observers:
-            try:
-                observer.observe(
-                    fingerprint=fingerprint, statement=statement, duration_ms=duration_ms
-                )
-            except Exception as exc:  # noqa: BLE001 - an observer never breaks the request
-                log_internal_error("a query observer", exc)
+            call_guarded(
+                "a query observer",
+                observer.observe,
+                fingerprint=fingerprint,
+                statement=statement,
+                duration_ms=duration_ms,
+            )
 
     def _enrich(  # noqa: PLR0912, PLR0915 - the hot path, kept flat for speed
         self,
@@ -566,23 +559,17 @@ class WeddingSpanProcessor(SpanProcessor):
             merged.update(base)
         if start is None or end is None or end < start:
             self._bad_duration((start, end))
-            duration_ms = math.nan
-            apdex = _FRUSTRATED  # a span with no usable duration frustrates
+            duration_ms = math.nan  # no usable duration: frustrated, with no duration attributes
             for key in _PER_SPAN_PLACEHOLDERS:
                 del merged[key]
+            apdex = judgement.apdex(duration_ms, failed=failed)
         else:
             merged[WEDDING_DURATION_MS] = merged[ROLLUP_APP_DURATION_MS] = duration_ms = (
                 end - start
             ) / _NS_PER_MS
-            threshold = judgement.threshold_ms
-            if failed or not duration_ms <= 4 * threshold:
-                apdex = _FRUSTRATED
-            elif duration_ms <= threshold:
-                apdex = _SATISFIED
-            else:
-                apdex = _TOLERATING
+            apdex = judgement.apdex(duration_ms, failed=failed)
             merged[WEDDING_APDEX] = _APDEX_TEXT[apdex]
-            merged[WEDDING_THRESHOLD_BREACHED] = duration_ms > threshold
+            merged[WEDDING_THRESHOLD_BREACHED] = judgement.breached(duration_ms)
         if days is not None:
             merged[WEDDING_DAYS_UNTIL] = days
         if extra:
@@ -606,11 +593,8 @@ class WeddingSpanProcessor(SpanProcessor):
                 Verdict,
                 (judgement, days, duration_ms, apdex, failed, status_code, hits, misses, db_ms),
             )
-            for listener in self._listeners:
-                try:
-                    listener(copy, verdict)
-                except Exception as exc:  # noqa: BLE001 - the span still goes downstream enriched
-                    log_internal_error("a verdict listener", exc)
+            for listener in self._listeners:  # the span still goes downstream if one raises
+                call_guarded("a verdict listener", listener, copy, verdict)
         return copy
 
     def _roll_up(
@@ -643,12 +627,13 @@ class WeddingSpanProcessor(SpanProcessor):
         statement = totals.statements.get(fingerprint, "")
         merged[attr.DB_N_PLUS_ONE] = fingerprint
         for observer in self._query_observers:
-            try:
-                observer.report_n_plus_one(
-                    fingerprint=fingerprint, statement=statement, count=count
-                )
-            except Exception as exc:  # noqa: BLE001 - an observer never breaks the request
-                log_internal_error("a query observer", exc)
+            call_guarded(
+                "a query observer",
+                observer.report_n_plus_one,
+                fingerprint=fingerprint,
+                statement=statement,
+                count=count,
+            )
         # Bounded as the SDK bounds an event it adds itself, by the provider's limits.
         limits = self._limits or _DEFAULT_LIMITS
         event_attributes = BoundedAttributes(
@@ -660,18 +645,22 @@ class WeddingSpanProcessor(SpanProcessor):
         return (Event(attr.DB_N_PLUS_ONE, event_attributes, timestamp=span._end_time),)  # noqa: SLF001
 
     def _row_for(self, route: str | None) -> _Row:
-        """The entries of a route not seen lately: the catalogue decides, once per path."""
+        """The entries of a route not seen lately: the catalogue decides, once per path.
+
+        Cached by the catalogue's bare path (a query string never decides, so
+        a million tokens in ``http.target`` share one entry); this is the one
+        cache of its answers on the hot path. A path too long to classify is
+        not kept, so the cache stays small in bytes too.
+        """
         if route is None:
             return self._table[self._other]
         path = bare_path(route)
         row = self._rows_by_route.get(path)
         if row is None:
-            if len(path) > MAX_PATH_CHARS:
-                return self._table[self._other]
             spec = self.rules.catalogue.classify(path)
-            row = self._rows_by_route.put(
-                path, self._table[self._other if spec is None else spec.name]
-            )
+            row = self._table[self._other if spec is None else spec.name]
+            if len(path) <= MAX_PATH_CHARS:
+                self._rows_by_route.put(path, row)
         return row
 
     def _day_at(self, epoch_ns: int) -> DayFacts:

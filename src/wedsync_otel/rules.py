@@ -72,8 +72,12 @@ class Judgement:
     """The static ``wedding.*`` attributes, ready to merge into a span."""
 
     def apdex(self, duration_ms: float, *, failed: bool) -> ApdexClass:
-        """Apdex class of one request against this judgement's threshold."""
+        """Apdex class of one request against this judgement's threshold (`apdex_class`)."""
         return apdex_class(duration_ms, self.threshold_ms, failed=failed)
+
+    def breached(self, duration_ms: float) -> bool:
+        """Whether one request took longer than this judgement's threshold (NaN: not)."""
+        return duration_ms > self.threshold_ms
 
 
 class WeddingRules:

@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
@@ -68,8 +68,16 @@ def _is_request(parent_context: Context | None, kind: SpanKind | None) -> bool:
     """A SERVER span or a local root: the spans the processor judges."""
     if kind is _SERVER:
         return True
-    parent = trace.get_current_span(parent_context).get_span_context()
-    return not parent.is_valid or parent.is_remote
+    return is_local_root(trace.get_current_span(parent_context).get_span_context())
+
+
+def is_local_root(parent: SpanContext | None) -> bool:
+    """Whether a span with this parent starts the process's part of a trace.
+
+    The one spelling of the rule, for the sampler (which sees the parent
+    context's span) and the processor (which sees the span's ``parent``).
+    """
+    return parent is None or not parent.is_valid or parent.is_remote
 
 
 def record_every_request(

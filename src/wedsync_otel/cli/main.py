@@ -287,6 +287,33 @@ def _write_output(text: str, out: Path | None) -> None:
         out.write_text(text, encoding="utf-8")
 
 
+_CONFIG_FROM_ENVIRONMENT: Final = (
+    "WEDSYNC_OTEL_CONFIG and WEDSYNC_OTEL_* variables, else the defaults"
+)
+"""Where the commands that call `_load_config` take their config from without ``--config``."""
+
+
+def _add_config_option(
+    parser: argparse.ArgumentParser, *, uses: str = "", default: str = _CONFIG_FROM_ENVIRONMENT
+) -> None:
+    """``--config FILE``: "TOML config{uses} (default: {default})" is its help."""
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help=f"TOML config{uses} (default: {default})"
+    )
+
+
+def _add_out_option(parser: argparse.ArgumentParser, *, what: str = "") -> None:
+    """``--out FILE``: "write{what} here (default: stdout)" is its help."""
+    parser.add_argument(
+        "--out", type=Path, metavar="FILE", help=f"write{what} here (default: stdout)"
+    )
+
+
+def _add_json_option(parser: argparse.ArgumentParser) -> None:
+    """``--json``: print one JSON object instead of text."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+
+
 _OPS_EXTRA: Final = "needs PyYAML: pip install 'wedsync-otel[ops]'"
 
 
@@ -431,16 +458,8 @@ def _add_scaling(commands: Any) -> None:  # argparse's subparsers type is privat
         description=_SCALING_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    scaling.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="TOML config: time zone, season months, critical endpoints "
-        "(default: WEDSYNC_OTEL_CONFIG and WEDSYNC_OTEL_* variables, else the defaults)",
-    )
-    scaling.add_argument(
-        "--out", type=Path, metavar="FILE", help="write the YAML here (default: stdout)"
-    )
+    _add_config_option(scaling, uses=": time zone, season months, critical endpoints")
+    _add_out_option(scaling, what=" the YAML")
     scaling.add_argument(
         "--weddings",
         type=Path,
@@ -498,12 +517,12 @@ def _add_scaling(commands: Any) -> None:  # argparse's subparsers type is privat
         action="store_true",
         help="print the advisor's plan for now and the next 24 h instead of writing YAML",
     )
-    scaling.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    _add_json_option(scaling)
     scaling.set_defaults(handler=_scaling)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``wedsync-otel`` argument parser with its three commands."""
+    """The ``wedsync-otel`` argument parser with its commands."""
     parser = _Parser(
         prog="wedsync-otel",
         description="Wedding-aware latency objectives for OpenTelemetry: reports and checks.",
@@ -517,19 +536,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument("path", type=Path, metavar="PATH", help="OTLP JSON file or directory")
-    report.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    _add_json_option(report)
     report.add_argument(
         "--window",
         choices=("1m", "5m", "1h"),
         default="1h",
         help="window of the figures shown, back from the newest span (default: 1h)",
     )
-    report.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="TOML config whose catalogue and thresholds to judge by "
-        "(default: what the spans' wedding.* attributes say; the environment is not read)",
+    _add_config_option(
+        report,
+        uses=" whose catalogue and thresholds to judge by",
+        default="what the spans' wedding.* attributes say; the environment is not read",
     )
     report.add_argument(
         "--progress",
@@ -549,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
         "'error: <key>: <problem>', and exits 2. Environment variables are not applied.",
     )
     check.add_argument("file", type=Path, metavar="FILE", help="TOML config file")
-    check.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    _add_json_option(check)
     check.set_defaults(handler=_check_config)
 
     demo = commands.add_parser(
@@ -602,14 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
         "alerts on each endpoint's latency objective: warning, critical, and emergency for a "
         "critical endpoint during wedding-day traffic. Check the file with `promtool check rules`.",
     )
-    rules.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="TOML config whose catalogue, thresholds and calendar to use "
-        "(default: WEDSYNC_OTEL_CONFIG and WEDSYNC_OTEL_* variables, else the defaults)",
-    )
-    rules.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
+    _add_config_option(rules, uses=" whose catalogue, thresholds and calendar to use")
+    _add_out_option(rules)
     rules.add_argument(
         "--slo-target",
         type=_fraction,
@@ -633,9 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
         "team and management, emergency paged at once and every 5 minutes. The receivers are "
         "webhook placeholders (*.invalid) to fill in. Check it with `amtool check-config`.",
     )
-    alertmanager.add_argument(
-        "--out", type=Path, metavar="FILE", help="write here (default: stdout)"
-    )
+    _add_out_option(alertmanager)
     alertmanager.set_defaults(handler=_alertmanager)
     dashboard = commands.add_parser(
         "dashboard",
@@ -644,14 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
         "breaches by band, 5xx share, cache hit rate, DB time share, readiness and the scaling "
         "recommendation, all read from the `wedsync-otel rules` recording rules.",
     )
-    dashboard.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="TOML config (default: WEDSYNC_OTEL_CONFIG and WEDSYNC_OTEL_* variables, "
-        "else the defaults)",
-    )
-    dashboard.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
+    _add_config_option(dashboard)
+    _add_out_option(dashboard)
     dashboard.set_defaults(handler=_dashboard)
     _add_scaling(commands)
     return parser

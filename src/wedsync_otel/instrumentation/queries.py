@@ -90,7 +90,11 @@ class ShapeCache:
         statement = sanitize(raw)
         return self._entries.put(
             raw,
-            (statement, shape_fingerprint(statement) if raw else "", statement_kind(statement)),
+            (
+                statement,
+                shape_fingerprint(statement) if statement else "",
+                statement_kind(statement),
+            ),
         )
 
 
