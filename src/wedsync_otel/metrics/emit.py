@@ -12,8 +12,9 @@ point per metric, with ``otel.metric.overflow = true`` as its only attribute.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Final
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
 
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
@@ -35,7 +36,16 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from wedsync_otel import attributes as attr
 from wedsync_otel.metrics import names
 from wedsync_otel.metrics.buckets import ExponentialBuckets
-from wedsync_otel.metrics.recording import Deltas, Exemplars, Overflow
+from wedsync_otel.metrics.recording import (
+    ApdexKey,
+    BandKey,
+    BreachKey,
+    CacheKey,
+    Deltas,
+    DurationKey,
+    Exemplars,
+    Overflow,
+)
 from wedsync_otel.metrics.scoring import Readiness, Trend
 from wedsync_otel.metrics.snapshot import PerformanceSnapshot, WindowStats
 
@@ -54,6 +64,106 @@ _QUANTILE_GAUGES: Final = (
 )
 
 
+_Attributes = Mapping[str, str | bool]
+_K = TypeVar("_K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class _Histogram(Generic[_K]):
+    """One histogram of the recorder: its series, their exemplars, their overflow part."""
+
+    name: str
+    description: str
+    attributes: Callable[[_K], _Attributes]
+    series: Callable[[Deltas], Mapping[_K, ExponentialBuckets]]
+    exemplars: Callable[[Deltas], Mapping[_K, Exemplars]]
+    overflow: Callable[[Overflow], ExponentialBuckets]
+    overflow_exemplars: Callable[[Overflow], Exemplars]
+
+
+@dataclass(frozen=True)
+class _Counter(Generic[_K]):
+    """One monotonic sum of the recorder: its series and their overflow part."""
+
+    name: str
+    description: str
+    attributes: Callable[[_K], _Attributes]
+    series: Callable[[Deltas], Mapping[_K, int]]
+    overflow: Callable[[Overflow], int]
+
+
+def _duration_attributes(key: DurationKey) -> dict[str, str | bool]:
+    endpoint, critical, band, status = key
+    point_attrs: dict[str, str | bool] = {
+        attr.WEDDING_ENDPOINT: endpoint,
+        attr.WEDDING_CRITICAL: critical,
+        attr.WEDDING_PROXIMITY: band,
+    }
+    if status:
+        point_attrs[names.STATUS_CLASS] = status
+    return point_attrs
+
+
+_HISTOGRAMS: Final[tuple[_Histogram[Any], ...]] = (
+    _Histogram[DurationKey](
+        names.SERVER_DURATION,
+        "Server request duration, judged against wedding-aware thresholds",
+        _duration_attributes,
+        series=lambda deltas: deltas.durations,
+        exemplars=lambda deltas: deltas.exemplars,
+        overflow=lambda overflow: overflow.durations,
+        overflow_exemplars=lambda overflow: overflow.exemplars,
+    ),
+    _Histogram[BandKey](
+        names.DB_DURATION,
+        "Database time per sampled request",
+        lambda key: {attr.WEDDING_ENDPOINT: key[0], attr.WEDDING_PROXIMITY: key[1]},
+        series=lambda deltas: deltas.db,
+        exemplars=lambda deltas: deltas.db_exemplars,
+        overflow=lambda overflow: overflow.db,
+        overflow_exemplars=lambda overflow: overflow.db_exemplars,
+    ),
+)
+"""The recorder's histograms, in the order they are emitted."""
+
+_COUNTERS: Final[tuple[_Counter[Any], ...]] = (
+    _Counter[ApdexKey](
+        names.APDEX_REQUESTS,
+        "Requests by Apdex class",
+        lambda key: {
+            attr.WEDDING_ENDPOINT: key[0],
+            attr.WEDDING_PROXIMITY: key[1],
+            attr.WEDDING_APDEX: key[2],
+        },
+        series=lambda deltas: deltas.apdex,
+        overflow=lambda overflow: overflow.requests,
+    ),
+    _Counter[CacheKey](
+        names.CACHE_REQUESTS,
+        "Cache reads by result",
+        lambda key: {
+            attr.WEDDING_ENDPOINT: key[0],
+            attr.WEDDING_PROXIMITY: key[1],
+            names.CACHE_RESULT: key[2],
+        },
+        series=lambda deltas: deltas.cache,
+        overflow=lambda overflow: overflow.cache,
+    ),
+    _Counter[BreachKey](
+        names.THRESHOLD_BREACHES,
+        "Requests slower than their wedding-aware threshold",
+        lambda key: {
+            attr.WEDDING_ENDPOINT: key[0],
+            attr.WEDDING_CRITICAL: key[1],
+            attr.WEDDING_PROXIMITY: key[2],
+        },
+        series=lambda deltas: deltas.breaches,
+        overflow=lambda overflow: overflow.breaches,
+    ),
+)
+"""The recorder's counters, emitted after the histograms in this order."""
+
+
 def recorded_metrics(
     histograms: Deltas,
     counters: Deltas,
@@ -69,103 +179,47 @@ def recorded_metrics(
     ``exemplars`` holds the interval's exemplars (``histograms`` itself when omitted).
     """
     exemplar_source = histograms if exemplars is None else exemplars
-    overflow = histograms.overflow
-    counted = counters.overflow
+    held_overflow = exemplar_source.overflow
     metrics: list[Metric] = []
-    duration_points = [
-        _exp_point(
-            _duration_attributes(key),
-            buckets,
-            start_ns,
-            now_ns,
-            exemplar_source.exemplars.get(key),
-        )
-        for key, buckets in histograms.durations.items()
-    ]
-    db_points = [
-        _exp_point(
-            {attr.WEDDING_ENDPOINT: e, attr.WEDDING_PROXIMITY: b},
-            buckets,
-            start_ns,
-            now_ns,
-            exemplar_source.db_exemplars.get((e, b)),
-        )
-        for (e, b), buckets in histograms.db.items()
-    ]
-    if overflow is not None:
-        held = exemplar_source.overflow or Overflow()
-        if overflow.durations.count:
-            duration_points.append(
-                _exp_point(
-                    _OVERFLOW_ATTRIBUTES, overflow.durations, start_ns, now_ns, held.exemplars
+    for histogram in _HISTOGRAMS:
+        held = histogram.exemplars(exemplar_source)
+        points = [
+            _exp_point(histogram.attributes(key), buckets, start_ns, now_ns, held.get(key))
+            for key, buckets in histogram.series(histograms).items()
+        ]
+        if histograms.overflow is not None:
+            buckets = histogram.overflow(histograms.overflow)
+            if buckets.count:
+                overflow_held = (
+                    None if held_overflow is None else histogram.overflow_exemplars(held_overflow)
+                )
+                points.append(
+                    _exp_point(_OVERFLOW_ATTRIBUTES, buckets, start_ns, now_ns, overflow_held)
+                )
+        if points:
+            metrics.append(
+                _exp_histogram(
+                    histogram.name, histogram.description, points, delta=delta_histograms
                 )
             )
-        if overflow.db.count:
-            db_points.append(
-                _exp_point(_OVERFLOW_ATTRIBUTES, overflow.db, start_ns, now_ns, held.db_exemplars)
+    for counter in _COUNTERS:
+        values: list[tuple[_Attributes, int]] = [
+            (counter.attributes(key), count) for key, count in counter.series(counters).items()
+        ]
+        if counters.overflow is not None and (count := counter.overflow(counters.overflow)):
+            values.append((_OVERFLOW_ATTRIBUTES, count))
+        if values:
+            metrics.append(
+                _sum(
+                    counter.name,
+                    counter.description,
+                    values,
+                    start_ns,
+                    now_ns,
+                    delta=delta_counters,
+                )
             )
-    if duration_points:
-        metrics.append(
-            _exp_histogram(
-                names.SERVER_DURATION,
-                "Server request duration, judged against wedding-aware thresholds",
-                duration_points,
-                delta=delta_histograms,
-            )
-        )
-    if db_points:
-        metrics.append(
-            _exp_histogram(
-                names.DB_DURATION,
-                "Database time per sampled request",
-                db_points,
-                delta=delta_histograms,
-            )
-        )
-    apdex: list[tuple[Mapping[str, str | bool], int]] = [
-        ({attr.WEDDING_ENDPOINT: e, attr.WEDDING_PROXIMITY: b, attr.WEDDING_APDEX: a}, n)
-        for (e, b, a), n in counters.apdex.items()
-    ]
-    cache: list[tuple[Mapping[str, str | bool], int]] = [
-        ({attr.WEDDING_ENDPOINT: e, attr.WEDDING_PROXIMITY: b, names.CACHE_RESULT: r}, n)
-        for (e, b, r), n in counters.cache.items()
-    ]
-    breaches: list[tuple[Mapping[str, str | bool], int]] = [
-        ({attr.WEDDING_ENDPOINT: e, attr.WEDDING_CRITICAL: c, attr.WEDDING_PROXIMITY: b}, n)
-        for (e, c, b), n in counters.breaches.items()
-    ]
-    if counted is not None:
-        for points, count in (
-            (apdex, counted.requests),
-            (cache, counted.cache),
-            (breaches, counted.breaches),
-        ):
-            if count:
-                points.append((_OVERFLOW_ATTRIBUTES, count))
-    for name, description, points in (
-        (names.APDEX_REQUESTS, "Requests by Apdex class", apdex),
-        (names.CACHE_REQUESTS, "Cache reads by result", cache),
-        (
-            names.THRESHOLD_BREACHES,
-            "Requests slower than their wedding-aware threshold",
-            breaches,
-        ),
-    ):
-        if points:
-            metrics.append(_sum(name, description, points, start_ns, now_ns, delta=delta_counters))
     return metrics
-
-
-def _duration_attributes(key: tuple[str, bool, str, str]) -> dict[str, str | bool]:
-    endpoint, critical, band, status = key
-    point_attrs: dict[str, str | bool] = {
-        attr.WEDDING_ENDPOINT: endpoint,
-        attr.WEDDING_CRITICAL: critical,
-        attr.WEDDING_PROXIMITY: band,
-    }
-    if status:
-        point_attrs[names.STATUS_CLASS] = status
-    return point_attrs
 
 
 def _exp_histogram(
