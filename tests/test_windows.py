@@ -318,7 +318,7 @@ def test_series_are_tracked_apart() -> None:
 
 
 def test_past_the_series_limit_the_oldest_series_is_forgotten() -> None:
-    """A new series past ``max_series`` evicts the oldest, whose next point is new again."""
+    """A new series past ``max_series`` evicts the one unseen longest; its next point is new."""
     tracker = DeltaTracker(max_series=2)
     tracker.counter_delta("a", 1, 5.0)
     tracker.counter_delta("b", 1, 5.0)
@@ -326,3 +326,15 @@ def test_past_the_series_limit_the_oldest_series_is_forgotten() -> None:
     assert tracker.evictions == 1
     assert tracker.counter_delta("b", 1, 6.0) == 1.0
     assert tracker.counter_delta("a", 1, 6.0) == 6.0
+
+
+def test_a_busy_series_is_not_evicted_for_being_first() -> None:
+    """The series evicted is the least recently seen, so a busy first series keeps its deltas."""
+    tracker = DeltaTracker(max_series=2)
+    tracker.counter_delta("busy", 1, 5.0)
+    tracker.counter_delta("quiet", 1, 5.0)
+    tracker.counter_delta("busy", 1, 6.0)
+    tracker.counter_delta("new", 1, 5.0)
+    assert tracker.evictions == 1
+    assert tracker.counter_delta("busy", 1, 8.0) == 2.0
+    assert tracker.counter_delta("quiet", 1, 6.0) == 6.0

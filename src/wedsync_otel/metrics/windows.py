@@ -268,7 +268,9 @@ class DeltaTracker:
     def _remember(
         self, series: Hashable, start_ns: int, value: ExponentialBuckets | float
     ) -> ExponentialBuckets | float | None:
-        before = self._previous.get(series)
+        # Popped and stored again, so the dict's order is last use: the series evicted is the
+        # one unseen longest, never a busy one whose next point would then count in full.
+        before = self._previous.pop(series, None)
         if before is None and len(self._previous) >= self._max_series:
             del self._previous[next(iter(self._previous))]
             self.evictions += 1
