@@ -269,3 +269,13 @@ def counting_work(module: ModuleType) -> Iterator[WorkMeter]:
         for name, value in originals.items():
             if getattr(module, name) is not value:
                 setattr(module, name, value)
+
+
+RECORDED_METRICS = (
+    "wedding.server.duration",
+    "wedding.db.duration",
+    "wedding.apdex.requests",
+    "wedding.cache.requests",
+    "wedding.threshold.breaches",
+)
+"""The recorder's metrics in the order the exporter emits them: the tests' own copy."""

@@ -19,6 +19,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import SpanContext, TraceFlags
 
+from helpers import RECORDED_METRICS
 from wedsync_otel import attributes as attr
 from wedsync_otel.metrics import names
 from wedsync_otel.metrics.buckets import ExponentialBuckets
@@ -35,13 +36,6 @@ from wedsync_otel.metrics.snapshot import EndpointSnapshot, PerformanceSnapshot,
 
 START, NOW = 1_000, 2_000
 OVERFLOW = {OVERFLOW_ATTRIBUTE: True}
-RECORDED = (
-    names.SERVER_DURATION,
-    names.DB_DURATION,
-    names.APDEX_REQUESTS,
-    names.CACHE_REQUESTS,
-    names.THRESHOLD_BREACHES,
-)
 
 
 def buckets(*values: float) -> ExponentialBuckets:
@@ -96,7 +90,7 @@ def point_attributes(metric: Metric) -> list[dict[str, Any]]:
 
 def test_every_recorded_metric_is_emitted_once_in_a_fixed_order() -> None:
     """Durations, DB time, Apdex, cache and breaches come out in that order."""
-    assert [m.name for m in emit(full_deltas())] == list(RECORDED)
+    assert [m.name for m in emit(full_deltas())] == list(RECORDED_METRICS)
 
 
 def test_nothing_recorded_emits_no_metric() -> None:
@@ -181,7 +175,7 @@ def test_only_metrics_with_series_are_emitted(name: str) -> None:
     else:
         deltas.cache = {}
     assert name not in [m.name for m in emit(deltas)]
-    assert len(emit(deltas)) == len(RECORDED) - 1
+    assert len(emit(deltas)) == len(RECORDED_METRICS) - 1
 
 
 def test_a_histogram_point_carries_the_buckets_figures_and_times() -> None:
@@ -268,7 +262,7 @@ def test_overflow_adds_one_point_per_metric_with_only_the_overflow_attribute() -
         durations=buckets(1.0, 2.0), requests=2, breaches=1, cache=4, db=buckets(0.0)
     )
     metrics = emit(deltas)
-    assert [point_attributes(m)[-1] for m in metrics] == [OVERFLOW] * len(RECORDED)
+    assert [point_attributes(m)[-1] for m in metrics] == [OVERFLOW] * len(RECORDED_METRICS)
     counts = [
         m.data.data_points[-1].count
         if isinstance(m.data, ExponentialHistogram)
@@ -278,7 +272,7 @@ def test_overflow_adds_one_point_per_metric_with_only_the_overflow_attribute() -
     assert counts == [2, 1, 2, 4, 1]
 
 
-@pytest.mark.parametrize("name", RECORDED)
+@pytest.mark.parametrize("name", RECORDED_METRICS)
 def test_an_overflow_of_zero_adds_no_point(name: str) -> None:
     """An overflow part that counted nothing for a metric adds no point to it."""
     deltas = full_deltas()

@@ -21,7 +21,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.trace import SpanKind
 
-from helpers import TUESDAY, CapturingExporter, FakeClock, Pipeline
+from helpers import RECORDED_METRICS, TUESDAY, CapturingExporter, FakeClock, Pipeline
 from test_exemplars import _families, _fields
 from wedsync_otel import PerformanceMetricExporter
 from wedsync_otel.metrics import WeddingRecorder, names
@@ -30,13 +30,6 @@ from wedsync_otel.metrics.prometheus_bridge import encode_metrics
 
 MS = 1_000_000
 OVERFLOW = {OVERFLOW_ATTRIBUTE: True}
-RECORDED = (
-    names.SERVER_DURATION,
-    names.DB_DURATION,
-    names.APDEX_REQUESTS,
-    names.CACHE_REQUESTS,
-    names.THRESHOLD_BREACHES,
-)
 
 
 class Limited:
@@ -122,7 +115,7 @@ def test_every_recorded_metric_has_the_overflow_series_with_only_its_attribute(
     """Durations, DB, Apdex, cache and breaches each get one point with only the attribute."""
     _admitted_then_overflowed(limited)
     data = limited.export()
-    for name in RECORDED:
+    for name in RECORDED_METRICS:
         assert dict(overflow_point(data, name).attributes) == OVERFLOW, name
 
 
@@ -199,7 +192,7 @@ def test_cumulative_overflow_keeps_growing(limited: Limited) -> None:
         for rm in data.resource_metrics
         for sm in rm.scope_metrics
         for metric in sm.metrics
-        if metric.name in RECORDED and isinstance(metric.data, Sum | ExponentialHistogram)
+        if metric.name in RECORDED_METRICS and isinstance(metric.data, Sum | ExponentialHistogram)
     }
     assert set(metric_types.values()) == {AggregationTemporality.CUMULATIVE}
 
