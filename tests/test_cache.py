@@ -146,7 +146,7 @@ def make_cache(
 ) -> WeddingCache:
     return WeddingCache(
         client,
-        clock=lambda: TODAY,
+        today=lambda: TODAY,
         monotonic=ticker,
         tracer_provider=telemetry.provider,
         retry_interval_s=RETRY_S,
@@ -194,7 +194,7 @@ def run_async(
         try:
             cache = AsyncWeddingCache(
                 client,
-                clock=lambda: TODAY,
+                today=lambda: TODAY,
                 monotonic=ticker,
                 tracer_provider=telemetry.provider,
                 retry_interval_s=RETRY_S,
@@ -610,7 +610,7 @@ def test_datetime_clock_counts_by_its_date(
     client: redis.Redis, telemetry: Telemetry, ticker: Ticker, ids: Ids
 ) -> None:
     """A clock giving a datetime is read as that datetime's date."""
-    cache = WeddingCache(client, clock=lambda: dt.datetime(2026, 6, 16, 23, 59))
+    cache = WeddingCache(client, today=lambda: dt.datetime(2026, 6, 16, 23, 59))
     wedding = ids()
     cache.set_timeline(wedding, {"a": 1}, wedding_date=dt.date(2026, 6, 17))
     assert 179 <= client.ttl(f"timeline:{wedding}") <= 180
