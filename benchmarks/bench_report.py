@@ -33,7 +33,8 @@ import wedsync_otel
 from wedsync_otel.cli.aggregate import SpanAggregator
 from wedsync_otel.cli.report import aggregated_report
 from wedsync_otel.exporters import OtlpJsonFileSpanExporter, iter_spans
-from wedsync_otel.exporters import otlp_json as otlp
+from wedsync_otel.exporters._otlp_ids import hex_to_base64, recode_ids
+from wedsync_otel.exporters._proto_records import attributes_of
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import interleaved
@@ -106,15 +107,15 @@ def previous_reader(path: Path) -> None:
     with path.open(encoding="utf-8") as stream:
         for line in stream:
             document = json.loads(line)
-            otlp._recode_ids(document, otlp._hex_to_base64)  # noqa: SLF001 - the old path
+            recode_ids(document, hex_to_base64)  # the old path
             request = json_format.ParseDict(
                 document, ExportTraceServiceRequest(), ignore_unknown_fields=True
             )
             for resource in request.resource_spans:
-                resource_attributes = otlp._attributes(resource.resource.attributes)  # noqa: SLF001
+                resource_attributes = attributes_of(resource.resource.attributes)
                 for scope in resource.scope_spans:
                     for span in scope.spans:
-                        otlp._attributes(span.attributes)  # noqa: SLF001
+                        attributes_of(span.attributes)
                         _ = (span.trace_id.hex(), span.span_id.hex(), resource_attributes)
 
 

@@ -30,9 +30,12 @@ from wedsync_otel.exporters import (
     OtlpJsonFileSpanExporter,
     ReadCounts,
     SpanRecord,
+    _json_documents,
+    _json_spans,
+    _otlp_ids,
+    _proto_records,
     iter_spans,
     otlp_files,
-    otlp_json,
     read_metrics,
     read_spans,
 )
@@ -359,11 +362,11 @@ def test_timestamps_survive_as_exact_nanoseconds(written: Path) -> None:
 def _protobuf_spans(line: str) -> list[tuple[object, ...]]:
     """The spans of one line as protobuf's own JSON parser reads them, for comparison."""
     document = json.loads(line)
-    otlp_json._recode_ids(document, otlp_json._hex_to_base64)
+    _otlp_ids.recode_ids(document, _otlp_ids.hex_to_base64)
     request = json_format.ParseDict(document, ExportTraceServiceRequest())
     found = []
     for resource in request.resource_spans:
-        resource_attributes = otlp_json._attributes(resource.resource.attributes)
+        resource_attributes = _proto_records.attributes_of(resource.resource.attributes)
         for scope in resource.scope_spans:
             for span in scope.spans:
                 found.append(
@@ -376,11 +379,11 @@ def _protobuf_spans(line: str) -> list[tuple[object, ...]]:
                         span.start_time_unix_nano,
                         span.end_time_unix_nano,
                         int(span.status.code),
-                        otlp_json._attributes(span.attributes),
+                        _proto_records.attributes_of(span.attributes),
                         resource_attributes,
                         scope.scope.name,
                         [
-                            (e.name, e.time_unix_nano, otlp_json._attributes(e.attributes))
+                            (e.name, e.time_unix_nano, _proto_records.attributes_of(e.attributes))
                             for e in span.events
                         ],
                     )
@@ -388,8 +391,8 @@ def _protobuf_spans(line: str) -> list[tuple[object, ...]]:
     return found
 
 
-_KIND_NUMBER = {kind: number for number, kind in reversed(list(otlp_json._SPAN_KINDS.items()))}
-_STATUS_NUMBER = {code: number for number, code in otlp_json._STATUS_CODES.items()}
+_KIND_NUMBER = {kind: number for number, kind in reversed(list(_json_spans._SPAN_KINDS.items()))}
+_STATUS_NUMBER = {code: number for number, code in _json_spans._STATUS_CODES.items()}
 
 
 def _as_tuple(span: SpanRecord) -> tuple[object, ...]:
@@ -515,7 +518,7 @@ def test_pretty_documents_stream_across_chunk_boundaries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Documents and multi-byte characters cut by a chunk's edge read; each byte is counted once."""
-    monkeypatch.setattr(otlp_json, "_CHUNK_BYTES", 37)
+    monkeypatch.setattr(_json_documents, "_CHUNK_BYTES", 37)
     path = tmp_path / "pretty.json"
     path.write_text(_pretty_documents(12), encoding="utf-8")
     heard: list[int] = []
@@ -531,7 +534,7 @@ def test_a_broken_pretty_document_is_reported_at_its_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A syntax error in the third document names the line it is on, not the chunk's."""
-    monkeypatch.setattr(otlp_json, "_CHUNK_BYTES", 64)
+    monkeypatch.setattr(_json_documents, "_CHUNK_BYTES", 64)
     text = _pretty_documents(3)
     lines = text.splitlines()
     target = max(i for i, line in enumerate(lines) if '"name": "span 2"' in line)

@@ -27,7 +27,7 @@ from wedsync_otel import attributes as attr
 from wedsync_otel.calendar import ApdexClass, Band, apdex_class
 from wedsync_otel.catalogue import EndpointSpec
 from wedsync_otel.config import WeddingConfig
-from wedsync_otel.exporters.otlp_json import SpanRecord
+from wedsync_otel.exporters.records import SpanRecord
 from wedsync_otel.metrics.buckets import ExponentialBuckets
 from wedsync_otel.metrics.performance import PerformanceModel
 from wedsync_otel.metrics.recording import MAX_DURATION_MS

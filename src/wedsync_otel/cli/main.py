@@ -114,7 +114,7 @@ def _report(args: argparse.Namespace) -> int:
     from wedsync_otel.cli.progress import ReadProgress, rich_available  # noqa: PLC0415
     from wedsync_otel.cli.report import aggregated_report, report_json  # noqa: PLC0415
     from wedsync_otel.config import WeddingConfig  # noqa: PLC0415
-    from wedsync_otel.exporters.otlp_json import (  # noqa: PLC0415
+    from wedsync_otel.exporters.reading import (  # noqa: PLC0415
         ReadCounts,
         iter_spans,
         otlp_files,

@@ -35,7 +35,7 @@ from wedsync_otel.cli.aggregate import (
     SpanJudgedModel,
 )
 from wedsync_otel.config import WeddingConfig
-from wedsync_otel.exporters.otlp_json import SpanRecord
+from wedsync_otel.exporters.records import SpanRecord
 from wedsync_otel.metrics.performance import PerformanceModel
 from wedsync_otel.metrics.snapshot import PerformanceSnapshot, WindowStats
 from wedsync_otel.render import in_catalogue_order

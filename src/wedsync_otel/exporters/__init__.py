@@ -7,20 +7,24 @@ from wedsync_otel.exporters.otlp_json import (
     JSON_DIR_ENV,
     METRICS_FILE,
     TRACES_FILE,
+    OtlpJsonFileMetricExporter,
+    OtlpJsonFileSpanExporter,
+    json_directory,
+)
+from wedsync_otel.exporters.reading import (
+    ReadCounts,
+    iter_spans,
+    otlp_files,
+    read_metrics,
+    read_spans,
+)
+from wedsync_otel.exporters.records import (
     EventRecord,
     ExponentialHistogramPoint,
     HistogramPoint,
     MetricRecord,
     NumberPoint,
-    OtlpJsonFileMetricExporter,
-    OtlpJsonFileSpanExporter,
-    ReadCounts,
     SpanRecord,
-    iter_spans,
-    json_directory,
-    otlp_files,
-    read_metrics,
-    read_spans,
 )
 
 __all__ = [
