@@ -35,7 +35,7 @@ from wedsync_otel.demo.app import PaymentGateway, create_app
 from wedsync_otel.demo.data import DemoData, WeddingRef, build, today_for
 from wedsync_otel.demo.load import Completed, SaturdayPeak, drive
 from wedsync_otel.demo.redis_server import EmbeddedRedis
-from wedsync_otel.demo.runner import BackgroundServer
+from wedsync_otel.demo.serving import BackgroundServer
 from wedsync_otel.errors import RedisUnavailable
 from wedsync_otel.export_tuning import ExportTuning
 from wedsync_otel.exporters import read_spans

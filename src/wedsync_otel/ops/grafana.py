@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from wedsync_otel.capacity import HORIZON, RECOMMENDED_INSTANCES
+from wedsync_otel.capacity.gauge import HORIZON, RECOMMENDED_INSTANCES
 from wedsync_otel.config import WeddingConfig
 from wedsync_otel.metrics import names
 from wedsync_otel.metrics.prometheus_names import prometheus_label_name, prometheus_metric_name

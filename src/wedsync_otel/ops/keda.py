@@ -47,9 +47,9 @@ from typing import Any, Final
 
 import yaml
 
-from wedsync_otel.capacity import (
+from wedsync_otel.capacity.advisor import CapacityAdvisor
+from wedsync_otel.capacity.schedule_window import (
     MAX_WEDDING_HORIZON_DAYS,
-    CapacityAdvisor,
     WeddingWindow,
     wedding_window,
 )

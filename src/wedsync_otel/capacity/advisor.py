@@ -1,7 +1,8 @@
 """CapacityAdvisor: how many instances the wedding calendar needs, now and over the next 24 h.
 
-Pure: plain values in, a `CapacityPlan` out. Nothing here imports OpenTelemetry at module
-level; `recommended_instances_gauge` imports the metrics API when it is called.
+Pure: plain values in, a `CapacityPlan` out, with no file I/O and no OpenTelemetry. Reading
+the known weddings from a file (`calendar_file`), measuring ``instance_rps`` from a snapshot
+(`throughput`), the gauge (`gauge`) and the JSON form of a plan (`json_output`) live beside it.
 
 **The model.** The fleet's load at an instant is ``base_rps x multiplier``, and one instance
 sustains ``instance_rps`` with p95 under its threshold, run at ``target_utilisation`` of that
@@ -25,54 +26,29 @@ That is the *raised window*, exactly what the KEDA cron triggers in `wedsync_ote
 schedule. The season starts and ends at local midnight of its first and last days, with no lead:
 it builds up over weeks, not minutes.
 
-**Measuring ``instance_rps``.** Best: a load test of one instance with the production catalogue
-mix, raising the rate until the p95 of a critical endpoint reaches its base threshold; the rate
-there is ``instance_rps``. From live figures, `measure_throughput` divides a snapshot window's
-request count by its length and the number of instances reporting; that rate is what the fleet
-*did* sustain, a lower bound of what it *can* while p95 stays under threshold (so the advisor errs
-towards more instances), and when p95 was over the threshold the rate is divided by the worst
-p95/threshold ratio (latency grows faster than load near saturation, so that too errs towards
-more instances). ``base_rps`` is the fleet's request rate in the busiest hour of an ordinary
-off-season weekday: the model has no daily curve, so the base covers every hour that is not a
-season or peak hour.
+**The rates.** ``instance_rps`` is best measured by a load test of one instance (see
+`wedsync_otel.capacity.throughput` for the figure live snapshots give). ``base_rps`` is the
+fleet's request rate in the busiest hour of an ordinary off-season weekday: the model has no
+daily curve, so the base covers every hour that is not a season or peak hour.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import enum
-import json
 import math
 import zoneinfo
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Final
 
-from wedsync_otel._safety import log_internal_error
-from wedsync_otel.calendar import parse_wedding_date
+from wedsync_otel.capacity._checks import is_int
 from wedsync_otel.config import WeddingConfig
-from wedsync_otel.metrics.snapshot import PerformanceSnapshot
 
-if TYPE_CHECKING:
-    from opentelemetry.metrics import CallbackOptions, MeterProvider, ObservableGauge, Observation
-
-RECOMMENDED_INSTANCES: Final = "wedding.capacity.recommended_instances"
-"""Observable gauge: instances the calendar and measured capacity call for."""
-HORIZON: Final = "wedding.capacity.horizon"
-"""Attribute of the gauge: ``now``, or ``24h`` for the most needed over the next 24 hours."""
-HORIZON_NOW: Final = "now"
-HORIZON_24H: Final = "24h"
-
-WINDOW_SECONDS: Final = {"1m": 60.0, "5m": 300.0, "1h": 3600.0}
-"""Length of each snapshot window."""
 EXAMPLE_BASE_RPS: Final = 40.0
 """Example base load for generated examples and the CLI's default: measure yours."""
 EXAMPLE_INSTANCE_RPS: Final = 25.0
 """Example per-instance capacity for generated examples and the CLI's default: measure yours."""
-MAX_WEDDING_HORIZON_DAYS: Final = 365
-"""A 5-field cron has no year: a date a year or more ahead would fire this year first."""
 
 _SATURDAY = 5  # date.weekday()
 _INSTANT = dt.timedelta(microseconds=1)
@@ -120,12 +96,12 @@ class LoadProfile:
             if not (math.isfinite(value) and value >= 1):
                 raise ValueError(f"{name}: must be at least 1 (the base load), got {value!r}")
         start, end = self.peak_start_hour, self.peak_end_hour
-        if not (_is_int(start) and _is_int(end) and 0 <= start < end <= 23):
+        if not (is_int(start) and is_int(end) and 0 <= start < end <= 23):
             raise ValueError(
                 f"peak_start_hour, peak_end_hour: need 0 <= start < end <= 23, got {start}, {end}"
             )
         lead = self.lead_s
-        if not _is_int(lead) or lead < 0 or lead % 60:
+        if not is_int(lead) or lead < 0 or lead % 60:
             raise ValueError(f"lead_s: must be whole minutes (a multiple of 60), got {lead!r}")
         if lead > start * 3600:
             raise ValueError(
@@ -215,7 +191,7 @@ class CapacityAdvisor:
         if isinstance(util, bool) or not isinstance(util, int | float) or not 0 < util <= 1:
             raise ValueError(f"target_utilisation: must be in (0, 1], got {util!r}")
         low, high = self.min_instances, self.max_instances
-        if not (_is_int(low) and _is_int(high) and 1 <= low <= high):
+        if not (is_int(low) and is_int(high) and 1 <= low <= high):
             raise ValueError(
                 f"min_instances, max_instances: need 1 <= min <= max, got {low!r}, {high!r}"
             )
@@ -348,221 +324,6 @@ class CapacityAdvisor:
         )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MeasuredThroughput:
-    """What one snapshot window says about throughput per instance."""
-
-    window: str
-    window_s: float
-    requests: int
-    instances: int
-    fleet_rps: float
-    rps_per_instance: float
-    p95_to_threshold: float | None
-    """Worst p95 / base threshold over the judged endpoints; None with too few requests."""
-    worst_endpoint: str | None
-    sustainable_rps_per_instance: float | None
-    """``rps_per_instance / max(1, p95_to_threshold)``: an estimate that errs low."""
-
-
-def measure_throughput(
-    snapshot: PerformanceSnapshot,
-    *,
-    instances: int,
-    window: str = "1h",
-    window_s: float | None = None,
-    min_requests: int = 20,
-) -> MeasuredThroughput | None:
-    """Throughput per instance from a snapshot window; ``None`` when the window has no requests.
-
-    ``instances`` is how many instances fed the snapshot. ``window_s`` is how much time the
-    window really covers: pass the process's age when it is younger than the window (the 1h
-    window of a 10-minute-old process holds 10 minutes). p95 is judged on the critical endpoints
-    with at least ``min_requests`` requests (every endpoint when no critical one has that many).
-    """
-    if window not in WINDOW_SECONDS:
-        raise ValueError(f"window: one of {', '.join(WINDOW_SECONDS)}, got {window!r}")
-    if not _is_int(instances) or instances < 1:
-        raise ValueError(f"instances: must be a whole number >= 1, got {instances!r}")
-    seconds = WINDOW_SECONDS[window] if window_s is None else min(window_s, WINDOW_SECONDS[window])
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"window_s: must be a positive number of seconds, got {window_s!r}")
-    requests = 0
-    ratios: dict[str, tuple[bool, float]] = {}
-    for name, endpoint in snapshot.endpoints.items():
-        stats = endpoint.windows.get(window)
-        if stats is None:
-            continue
-        requests += stats.count
-        if stats.count >= min_requests and endpoint.threshold_ms > 0:
-            ratios[name] = (endpoint.critical, stats.p95_ms / endpoint.threshold_ms)
-    if requests == 0:
-        return None
-    judged = {name: r for name, (critical, r) in ratios.items() if critical} or {
-        name: r for name, (_, r) in ratios.items()
-    }
-    fleet_rps = requests / seconds
-    per_instance = fleet_rps / instances
-    worst = max(judged, key=lambda name: judged[name]) if judged else None
-    ratio = judged[worst] if worst is not None else None
-    return MeasuredThroughput(
-        window=window,
-        window_s=seconds,
-        requests=requests,
-        instances=instances,
-        fleet_rps=fleet_rps,
-        rps_per_instance=per_instance,
-        p95_to_threshold=ratio,
-        worst_endpoint=worst,
-        sustainable_rps_per_instance=None if ratio is None else per_instance / max(1.0, ratio),
-    )
-
-
-# --- the wedding calendar as a file ---------------------------------------------------------
-
-_DATE_KEYS: Final = ("wedding_date", "date")
-
-
-def read_wedding_dates(path: str | Path) -> tuple[dt.date, ...]:
-    """Wedding dates from a CSV or JSON file, sorted and without repeats.
-
-    CSV: a header row with a ``wedding_date`` or ``date`` column (other columns are ignored).
-    JSON: a list of ``"YYYY-MM-DD"`` strings, or of objects with a ``wedding_date`` or ``date``
-    key. A bad value raises `ValueError` naming the file and the line or item.
-    """
-    file = Path(path)
-    suffix = file.suffix.lower()
-    if suffix == ".csv":
-        return _dates_from_csv(file)
-    if suffix == ".json":
-        return _dates_from_json(file)
-    raise ValueError(f"{file}: a weddings file must be .csv or .json")
-
-
-def _dates_from_csv(file: Path) -> tuple[dt.date, ...]:
-    with file.open(newline="", encoding="utf-8") as stream:
-        reader = csv.reader(stream)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{file}: empty; expected a header with a wedding_date column")
-        columns = [name.strip().lower() for name in header]
-        column = next((columns.index(key) for key in _DATE_KEYS if key in columns), None)
-        if column is None:
-            raise ValueError(f"{file}:1: no wedding_date or date column in the header")
-        dates = set()
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            value = row[column].strip() if column < len(row) else ""
-            dates.add(_date(value, f"{file}:{reader.line_num}"))
-    return tuple(sorted(dates))
-
-
-def _dates_from_json(file: Path) -> tuple[dt.date, ...]:
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, list):
-        raise ValueError(f"{file}: expected a JSON list of dates or of objects with a date")
-    dates = set()
-    for index, item in enumerate(data):
-        where = f"{file}: item {index}"
-        value: object = item
-        if isinstance(item, Mapping):
-            key = next((k for k in _DATE_KEYS if k in item), None)
-            if key is None:
-                raise ValueError(f"{where}: no wedding_date or date key")
-            value = item[key]
-        dates.add(_date(value, where))
-    return tuple(sorted(dates))
-
-
-def _date(value: object, where: str) -> dt.date:
-    parsed = parse_wedding_date(value)
-    if parsed is None:
-        raise ValueError(f"{where}: not a date YYYY-MM-DD: {value!r}")
-    return parsed
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WeddingWindow:
-    """Which known weddings a schedule made on ``today`` covers."""
-
-    today: dt.date
-    horizon_days: int
-    upcoming: tuple[dt.date, ...]
-    """From today (included) to ``today + horizon_days`` (excluded)."""
-    past: tuple[dt.date, ...]
-    beyond: tuple[dt.date, ...]
-
-
-def wedding_window(
-    weddings: Iterable[dt.date], *, today: dt.date, horizon_days: int = 90
-) -> WeddingWindow:
-    """Split known wedding dates into past, upcoming within the horizon, and beyond it."""
-    if not _is_int(horizon_days) or not 1 <= horizon_days <= MAX_WEDDING_HORIZON_DAYS:
-        raise ValueError(
-            f"horizon_days: must be 1-{MAX_WEDDING_HORIZON_DAYS} (a cron has no year), "
-            f"got {horizon_days!r}"
-        )
-    dates = sorted(set(weddings))
-    end = today + dt.timedelta(days=horizon_days)
-    return WeddingWindow(
-        today=today,
-        horizon_days=horizon_days,
-        upcoming=tuple(d for d in dates if today <= d < end),
-        past=tuple(d for d in dates if d < today),
-        beyond=tuple(d for d in dates if d >= end),
-    )
-
-
-# --- the gauge ---------------------------------------------------------------------------------
-
-
-def plan_observations(plan: CapacityPlan) -> tuple[tuple[int, Mapping[str, str]], ...]:
-    """The gauge's data points as plain values: (instances, attributes)."""
-    return ((plan.now, {HORIZON: HORIZON_NOW}), (plan.peak_24h, {HORIZON: HORIZON_24H}))
-
-
-def recommended_instances_gauge(
-    meter_provider: MeterProvider, advisor_callable: Callable[[], CapacityPlan | None]
-) -> ObservableGauge:
-    """Register ``wedding.capacity.recommended_instances`` on ``meter_provider``.
-
-    At each collection ``advisor_callable()`` gives the current plan (or ``None`` for no data
-    points); the gauge reports ``plan.now`` with ``wedding.capacity.horizon=now`` and
-    ``plan.peak_24h`` with ``horizon=24h``. A callable that raises is logged once and yields
-    nothing: it never breaks the export.
-    """
-    from opentelemetry.metrics import Observation  # noqa: PLC0415 - keeps the module pure
-
-    def observe(options: CallbackOptions) -> Iterable[Observation]:
-        try:
-            plan = advisor_callable()
-        except Exception as exc:  # noqa: BLE001 - telemetry never breaks the application
-            log_internal_error("capacity gauge callback", exc)
-            return []
-        if plan is None:
-            return []
-        return [Observation(value, dict(attrs)) for value, attrs in plan_observations(plan)]
-
-    meter = meter_provider.get_meter("wedsync_otel.capacity")
-    return meter.create_observable_gauge(
-        RECOMMENDED_INSTANCES,
-        callbacks=[observe],
-        unit="{instance}",
-        description="Instances the wedding calendar and measured capacity call for",
-    )
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _aware(at: dt.datetime) -> dt.datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"need an aware datetime, got {at!r}")
@@ -575,24 +336,3 @@ def _days(first: dt.date, last: dt.date) -> Sequence[dt.date]:
 
 def _when(local: dt.datetime) -> str:
     return f"{local:%a %d %b %H:%M %Z}"
-
-
-def plan_json(plan: CapacityPlan) -> dict[str, Any]:
-    """A plan as JSON-ready data, for ``--json`` output and the demo."""
-    return {
-        "at": plan.at.isoformat(),
-        "now": plan.now,
-        "now_reason": plan.now_reason,
-        "peak_24h": plan.peak_24h,
-        "next_24h": [
-            {
-                "start": hour.start.isoformat(),
-                "instances": hour.instances,
-                "load_multiplier": hour.load_multiplier,
-                "driver": hour.driver.value,
-                "reason": hour.reason,
-            }
-            for hour in plan.next_24h
-        ],
-        "reasons": list(plan.reasons),
-    }
