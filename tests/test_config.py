@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import tomllib
 from pathlib import Path
@@ -14,8 +15,11 @@ from hypothesis import strategies as st
 
 import wedsync_otel
 from wedsync_otel import BandMultipliers, ConfigError, EndpointSpec, WeddingConfig, load_config
+from wedsync_otel._settings import Setting
 from wedsync_otel.calendar import Band
-from wedsync_otel.config import CONFIG_FILE_ENV, DEFAULT_ENDPOINTS
+from wedsync_otel.config import CONFIG_FILE_ENV, DEFAULT_ENDPOINTS, PRIVACY_SETTINGS, SETTINGS
+from wedsync_otel.export_tuning import EXPORT_SETTINGS, ExportSettings, ExportTuning
+from wedsync_otel.privacy.scrubber import PrivacyPolicy
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -944,3 +948,175 @@ def test_environment_gives_a_config_or_one_config_error(variable: str, text: str
     """Any text in any setting variable gives a config or a one-line ConfigError, nothing else."""
     outcome = _load_or_error({variable: text})
     assert isinstance(outcome, WeddingConfig) or "\n" not in str(outcome)
+
+
+# --- each setting declared once -----------------------------------------------------------------
+
+_TABLES = frozenset({"bands", "endpoints", "privacy"})
+_README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def _file_form(value: object) -> object:
+    """A default as a parsed TOML document holds it: sets and tuples are lists."""
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _env_form(value: object) -> str:
+    """A default as a variable spells it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, frozenset):
+        value = sorted(value, key=str)
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def _ids(settings: tuple[Setting[Any], ...]) -> list[str]:
+    return [setting.key for setting in settings]
+
+
+def test_every_scalar_field_is_a_declared_setting() -> None:
+    """SETTINGS lists every WeddingConfig field but the tables, in field order."""
+    scalar = [f.name for f in dataclasses.fields(WeddingConfig) if f.name not in _TABLES]
+    assert _ids(SETTINGS) == scalar
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=_ids(SETTINGS))
+def test_a_settings_default_is_the_dataclass_default(setting: Setting[Any]) -> None:
+    """The declared default is what a WeddingConfig built without the field holds."""
+    assert getattr(WeddingConfig(), setting.key) == setting.default
+
+
+_VALUED = tuple(s for s in SETTINGS if s.default is not None)
+"""The settings whose default a file or a variable can spell (TOML has no null)."""
+
+
+@pytest.mark.parametrize("setting", _VALUED, ids=_ids(_VALUED))
+def test_the_file_parser_accepts_every_declared_key(setting: Setting[Any]) -> None:
+    """Each declared key, set to its default in a document, loads as the default config."""
+    document = {setting.key: _file_form(setting.default)}
+    assert WeddingConfig.from_mapping(document) == WeddingConfig()
+
+
+@pytest.mark.parametrize("setting", _VALUED, ids=_ids(_VALUED))
+def test_the_environment_parser_reads_every_declared_variable(setting: Setting[Any]) -> None:
+    """Each declared variable, set to its default's text, loads as the default config."""
+    assert load_config(environ={setting.env: _env_form(setting.default)}) == WeddingConfig()
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=_ids(SETTINGS))
+def test_a_settings_check_runs_when_the_config_is_built(setting: Setting[Any]) -> None:
+    """A value of the wrong type for any declared setting is one ConfigError naming it."""
+    with pytest.raises(ConfigError) as excinfo:
+        WeddingConfig(**{setting.key: "short" if setting.key == "trust_secret" else object()})
+    assert_one_config_error(excinfo, setting.key)
+
+
+def test_an_unknown_key_lists_the_declared_keys() -> None:
+    """The unknown-key error names exactly the declared settings and the tables."""
+    with pytest.raises(ConfigError) as excinfo:
+        WeddingConfig.from_mapping({"timezon": "UTC"})
+    known = ", ".join(sorted([*_ids(SETTINGS), *_TABLES]))
+    assert excinfo.value.problem == f"unknown key (known keys: {known})"
+
+
+@pytest.mark.parametrize(
+    "setting", [*SETTINGS, *PRIVACY_SETTINGS, *EXPORT_SETTINGS], ids=lambda s: s.env
+)
+def test_every_setting_is_documented_in_its_declaration(setting: Setting[Any]) -> None:
+    """Each declaration carries a one-sentence doc and a variable of the package's scheme."""
+    assert setting.doc[:1].isupper()
+    assert setting.doc.endswith(".")
+    assert "\n" not in setting.doc
+    assert setting.env.startswith(("WEDSYNC_OTEL_", "OTEL_BSP_"))
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=_ids(SETTINGS))
+def test_the_readme_names_each_settings_variable(setting: Setting[Any]) -> None:
+    """The README's variable table gives each declared variable with its key."""
+    assert f"| `{setting.env}` | `{setting.key}`" in _README
+
+
+def test_privacy_settings_cover_the_policy_and_take_its_defaults() -> None:
+    """PRIVACY_SETTINGS declares every PrivacyPolicy field, its default read from the field."""
+    assert _ids(PRIVACY_SETTINGS) == [f.name for f in dataclasses.fields(PrivacyPolicy)]
+    for setting in PRIVACY_SETTINGS:
+        assert getattr(PrivacyPolicy(), setting.key) == setting.default
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [s for s in PRIVACY_SETTINGS if s.in_file],
+    ids=_ids(tuple(s for s in PRIVACY_SETTINGS if s.in_file)),
+)
+def test_every_privacy_key_is_read_from_the_file_and_the_environment(
+    setting: Setting[Any],
+) -> None:
+    """Each [privacy] key, file or variable, set to its default, loads as the default config."""
+    document = {"privacy": {setting.key: _file_form(setting.default)}}
+    assert WeddingConfig.from_mapping(document) == WeddingConfig()
+    assert load_config(environ={setting.env: _env_form(setting.default)}) == WeddingConfig()
+
+
+def test_a_privacy_secret_in_a_file_is_refused_naming_its_variable() -> None:
+    """privacy.hash_secret is declared environment-only, and a file setting it is refused."""
+    with pytest.raises(ConfigError) as excinfo:
+        WeddingConfig.from_mapping({"privacy": {"hash_secret": "a" * 20}})
+    assert_one_config_error(excinfo, "privacy.hash_secret")
+    assert excinfo.value.problem == "set it through WEDSYNC_OTEL_PRIVACY_HASH_SECRET, not in a file"
+
+
+def test_a_privacy_secret_from_the_environment_is_read() -> None:
+    """WEDSYNC_OTEL_PRIVACY_HASH_SECRET sets the policy's hash secret."""
+    config = load_config(environ={"WEDSYNC_OTEL_PRIVACY_HASH_SECRET": " s" * 10})
+    assert config.privacy.hash_secret == ("s " * 10).strip()
+
+
+def test_export_tuning_mirrors_the_declared_export_settings() -> None:
+    """ExportTuning has an optional field per declared export setting; defaults come from these."""
+    assert [f.name for f in dataclasses.fields(ExportTuning)] == _ids(EXPORT_SETTINGS)
+    assert [f.name for f in dataclasses.fields(ExportSettings)] == _ids(EXPORT_SETTINGS)
+    assert all(getattr(ExportTuning(), s.key) is None for s in EXPORT_SETTINGS)
+    resolved = ExportTuning().resolve({})
+    assert {s.key: getattr(resolved, s.key) for s in EXPORT_SETTINGS} == {
+        s.key: s.default for s in EXPORT_SETTINGS
+    }
+
+
+@pytest.mark.parametrize("setting", EXPORT_SETTINGS, ids=_ids(EXPORT_SETTINGS))
+def test_the_readme_table_gives_each_export_setting(setting: Setting[Any]) -> None:
+    """The README's export table gives each declared field with its variable and default."""
+    default = f"{setting.default:,.0f}"
+    assert f"| `{setting.key}` | `{setting.env}` | {default}" in _README
+
+
+@pytest.mark.parametrize("setting", EXPORT_SETTINGS, ids=_ids(EXPORT_SETTINGS))
+def test_each_export_variable_is_read(setting: Setting[Any]) -> None:
+    """Each declared export variable, set to a whole number, reaches its field."""
+    value = 1 if setting.key == "max_export_batch_size" else 4096
+    assert getattr(ExportTuning().resolve({setting.env: str(value)}), setting.key) == value
+
+
+def test_a_bad_otel_bsp_variable_is_logged_and_the_default_used(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A lenient declared setting that will not parse logs one warning, as the SDK does."""
+    with caplog.at_level(logging.WARNING, logger="wedsync_otel"):
+        settings = ExportTuning().resolve({"OTEL_BSP_SCHEDULE_DELAY": "soon"})
+    assert settings.schedule_delay_millis == ExportSettings().schedule_delay_millis
+    assert caplog.messages == [
+        "wedsync-otel: OTEL_BSP_SCHEDULE_DELAY='soon' is not a whole number; using the default"
+    ]
+
+
+def test_a_bad_own_export_variable_is_one_config_error() -> None:
+    """A strict declared export setting that will not parse is a ConfigError naming the variable."""
+    with pytest.raises(ConfigError) as excinfo:
+        ExportTuning().resolve({"WEDSYNC_OTEL_EXPORT_MAX_BACKOFF_S": "soon"})
+    assert_one_config_error(excinfo, "WEDSYNC_OTEL_EXPORT_MAX_BACKOFF_S")
+    assert excinfo.value.problem == "must be a number, got 'soon'"

@@ -1,9 +1,11 @@
 """WeddingConfig: the catalogue, bands and calendar, loaded and validated in one place.
 
-Every scalar setting is declared once in `SETTINGS` with its file key, its
-environment variable and its parser; `load_config` resolves them with the
-precedence argument, then environment, then file, then default. Whatever is
-wrong surfaces as one `ConfigError` naming the key.
+Every scalar setting is declared once, as a `WeddingConfig` field made with
+`setting()`: the field name is its file key, and the declaration holds its
+environment variable, parser, default, check and meaning. `SETTINGS` reads
+those declarations back, and `load_config` resolves them with the precedence
+argument, then environment, then file, then default. Whatever is wrong
+surfaces as one `ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -15,11 +17,26 @@ import os
 import re
 import tomllib
 import zoneinfo
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
 
+from wedsync_otel._settings import (
+    BOOL,
+    MONTHS,
+    NUMBER,
+    STRING_SET,
+    STRINGS,
+    TEXT,
+    WHOLE,
+    Kind,
+    Setting,
+    declared,
+    field_setting,
+    from_environment,
+    setting,
+)
 from wedsync_otel.calendar import Band
 from wedsync_otel.catalogue import OTHER, EndpointSpec, pattern_problem, pattern_shape
 from wedsync_otel.errors import ConfigError
@@ -98,365 +115,6 @@ availability and supplier profiles, whose paths name a venue or a supplier).
 """
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WeddingConfig:
-    """Everything the span processor needs to judge a request; immutable once built."""
-
-    timezone: str = "Europe/London"
-    saturday_mode: bool = True
-    season_months: frozenset[int] = frozenset(range(5, 11))
-    default_threshold_ms: float = 200.0
-    critical_wedding_day_cap_ms: float = 100.0
-    trust_baggage: bool = False
-    measure_unsampled: bool = True
-    """Judge and measure the request spans the trace sampler drops (see `wedsync_otel.sampling`)."""
-    slow_query_ms: float = 50.0
-    n_plus_one_limit: int = 5
-    request_timeout_s: float = 300.0
-    wedding_id_params: tuple[str, ...] = ("wedding_id", "couple_id")
-    trusted_networks: tuple[str, ...] = ()
-    trust_header: str = "x-wedsync-trust"
-    trust_secret: str | None = field(default=None, repr=False)
-    trust_forwarded_client: bool = False
-    """Whether network trust may use a client address a proxy header set (see `asgi`)."""
-    bands: BandMultipliers = field(default_factory=BandMultipliers)
-    endpoints: tuple[EndpointSpec, ...] = DEFAULT_ENDPOINTS
-    privacy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
-
-    def __post_init__(self) -> None:
-        _check_timezone("timezone", self.timezone)
-        _check_bool("saturday_mode", self.saturday_mode)
-        _check_bool("trust_baggage", self.trust_baggage)
-        _check_bool("measure_unsampled", self.measure_unsampled)
-        _check_bool("trust_forwarded_client", self.trust_forwarded_client)
-        _check_months("season_months", self.season_months)
-        _check_positive("default_threshold_ms", self.default_threshold_ms)
-        _check_positive("critical_wedding_day_cap_ms", self.critical_wedding_day_cap_ms)
-        _check_positive("slow_query_ms", self.slow_query_ms)
-        _check_positive("n_plus_one_limit", self.n_plus_one_limit)
-        _check_positive("request_timeout_s", self.request_timeout_s)
-        _check_names("wedding_id_params", self.wedding_id_params)
-        _check_networks("trusted_networks", self.trusted_networks)
-        _check_header("trust_header", self.trust_header)
-        if self.trust_secret is not None and len(self.trust_secret) < 16:
-            raise ConfigError("trust_secret", "must be at least 16 characters")
-        for band in Band:
-            _check_positive(f"bands.{band.value}", self.bands.for_band(band))
-        _check_endpoints(self.endpoints)
-        _check_privacy(self.privacy)
-
-    @classmethod
-    def default(cls) -> WeddingConfig:
-        """The WedSync defaults: its catalogue, Europe/London, Saturdays and May-October."""
-        return cls()
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> WeddingConfig:
-        """Read a TOML file (format in the README); raise `ConfigError` naming the bad key."""
-        return load_config(path=path, environ={})
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> WeddingConfig:
-        """Build from a parsed TOML document (or any mapping of the same shape)."""
-        return cls(**_fields_from_file(data))
-
-    def replace(self, **changes: Any) -> WeddingConfig:
-        """A copy with some fields changed, validated again."""
-        return dataclasses.replace(self, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One scalar setting: its key in the file and its environment variable."""
-
-    key: str
-    env: str
-    from_file: Callable[[str, object], object]
-    from_env: Callable[[str, str], object]
-
-
-def _file_bool(key: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(key, f"must be true or false, got {value!r}")
-    return value
-
-
-def _env_bool(key: str, text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(key, f"must be true or false, got {text!r}")
-
-
-def _file_number(key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(key, f"must be a number, got {value!r}")
-    try:
-        return float(value)
-    except OverflowError:
-        raise ConfigError(key, "is too large") from None
-
-
-def _env_number(key: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(key, f"must be a number, got {text!r}") from None
-
-
-def _file_int(key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"must be a whole number, got {value!r}")
-    return value
-
-
-def _env_int(key: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(key, f"must be a whole number, got {text!r}") from None
-
-
-def _file_str(key: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, f"must be a string, got {value!r}")
-    return value
-
-
-def _env_str(key: str, text: str) -> str:
-    return text.strip()
-
-
-def _file_months(key: str, value: object) -> frozenset[int]:
-    if not isinstance(value, list) or not all(
-        isinstance(m, int) and not isinstance(m, bool) for m in value
-    ):
-        raise ConfigError(key, f"must be a list of month numbers 1-12, got {value!r}")
-    return frozenset(value)
-
-
-def _env_months(key: str, text: str) -> frozenset[int]:
-    try:
-        return frozenset(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ConfigError(key, f"must be comma-separated month numbers, got {text!r}") from None
-
-
-def _file_strings(key: str, value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(key, f"must be a list of strings, got {value!r}")
-    return tuple(value)
-
-
-def _env_strings(key: str, text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-SETTINGS: Final = (
-    Setting("timezone", "WEDSYNC_OTEL_TIMEZONE", _file_str, _env_str),
-    Setting("saturday_mode", "WEDSYNC_OTEL_SATURDAY_MODE", _file_bool, _env_bool),
-    Setting("season_months", "WEDSYNC_OTEL_SEASON_MONTHS", _file_months, _env_months),
-    Setting("default_threshold_ms", "WEDSYNC_OTEL_DEFAULT_THRESHOLD_MS", _file_number, _env_number),
-    Setting(
-        "critical_wedding_day_cap_ms",
-        "WEDSYNC_OTEL_CRITICAL_WEDDING_DAY_CAP_MS",
-        _file_number,
-        _env_number,
-    ),
-    Setting("trust_baggage", "WEDSYNC_OTEL_TRUST_BAGGAGE", _file_bool, _env_bool),
-    Setting("measure_unsampled", "WEDSYNC_OTEL_MEASURE_UNSAMPLED", _file_bool, _env_bool),
-    Setting("slow_query_ms", "WEDSYNC_OTEL_SLOW_QUERY_MS", _file_number, _env_number),
-    Setting("n_plus_one_limit", "WEDSYNC_OTEL_N_PLUS_ONE_LIMIT", _file_int, _env_int),
-    Setting("request_timeout_s", "WEDSYNC_OTEL_REQUEST_TIMEOUT_S", _file_number, _env_number),
-    Setting("wedding_id_params", "WEDSYNC_OTEL_WEDDING_ID_PARAMS", _file_strings, _env_strings),
-    Setting("trusted_networks", "WEDSYNC_OTEL_TRUSTED_NETWORKS", _file_strings, _env_strings),
-    Setting("trust_header", "WEDSYNC_OTEL_TRUST_HEADER", _file_str, _env_str),
-    Setting("trust_secret", "WEDSYNC_OTEL_TRUST_SECRET", _file_str, _env_str),
-    Setting("trust_forwarded_client", "WEDSYNC_OTEL_TRUST_FORWARDED_CLIENT", _file_bool, _env_bool),
-)
-"""Every scalar setting, declared once."""
-
-_SETTING_BY_KEY: Final = {s.key: s for s in SETTINGS}
-_TABLE_KEYS: Final = frozenset({"bands", "endpoints", "privacy"})
-
-PRIVACY_SETTINGS: Final = (
-    Setting("allow_keys", "WEDSYNC_OTEL_PRIVACY_ALLOW_KEYS", _file_strings, _env_strings),
-    Setting("allow_values", "WEDSYNC_OTEL_PRIVACY_ALLOW_VALUES", _file_strings, _env_strings),
-    Setting("sensitive_keys", "WEDSYNC_OTEL_PRIVACY_SENSITIVE_KEYS", _file_strings, _env_strings),
-    Setting(
-        "keep_query_params", "WEDSYNC_OTEL_PRIVACY_KEEP_QUERY_PARAMS", _file_strings, _env_strings
-    ),
-    Setting("hash_secret", "WEDSYNC_OTEL_PRIVACY_HASH_SECRET", _file_str, _env_str),
-    Setting("wedding_id_pattern", "WEDSYNC_OTEL_PRIVACY_WEDDING_ID_PATTERN", _file_str, _env_str),
-    Setting(
-        "cache_namespaces", "WEDSYNC_OTEL_PRIVACY_CACHE_NAMESPACES", _file_strings, _env_strings
-    ),
-)
-"""The ``[privacy]`` table's settings (`PrivacyPolicy`), declared once like `SETTINGS`."""
-
-_PRIVACY_SETTING_BY_KEY: Final = {s.key: s for s in PRIVACY_SETTINGS}
-_PRIVACY_SETS: Final = frozenset(
-    {"allow_keys", "allow_values", "keep_query_params", "cache_namespaces"}
-)
-
-
-def load_config(
-    *,
-    path: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> WeddingConfig:
-    """Resolve the configuration: environment over file over defaults.
-
-    ``path`` defaults to the file named by ``WEDSYNC_OTEL_CONFIG``; ``environ``
-    defaults to ``os.environ`` (pass ``{}`` to ignore the environment).
-    """
-    env = os.environ if environ is None else environ
-    file_path = path if path is not None else env.get(CONFIG_FILE_ENV) or None
-    fields: dict[str, Any] = {}
-    if file_path is not None:
-        fields.update(_fields_from_file(_read_toml(Path(file_path))))
-    for setting in SETTINGS:
-        text = env.get(setting.env)
-        if text is not None and text.strip():
-            fields[setting.key] = setting.from_env(setting.env, text)
-    privacy = _privacy_from_env(env)
-    if privacy:
-        base = fields.get("privacy", PrivacyPolicy())
-        fields["privacy"] = dataclasses.replace(base, **privacy)
-    return WeddingConfig(**fields)
-
-
-def _privacy_value(key: str, value: object) -> object:
-    if key in _PRIVACY_SETS:
-        return frozenset(cast("tuple[str, ...]", value))  # the list settings parse to tuples
-    return value
-
-
-def _privacy_from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for setting in PRIVACY_SETTINGS:
-        text = env.get(setting.env)
-        if text is not None and text.strip():
-            found[setting.key] = _privacy_value(setting.key, setting.from_env(setting.env, text))
-    return found
-
-
-def _privacy_from_file(value: object) -> PrivacyPolicy:
-    if not isinstance(value, Mapping):
-        raise ConfigError("privacy", "must be a table of privacy settings")
-    found: dict[str, Any] = {}
-    for key, item in value.items():
-        setting = _PRIVACY_SETTING_BY_KEY.get(key)
-        if setting is None:
-            known = ", ".join(sorted(_PRIVACY_SETTING_BY_KEY))
-            raise ConfigError(f"privacy.{key}", f"unknown key (known: {known})")
-        if key == "hash_secret":
-            raise ConfigError(
-                "privacy.hash_secret",
-                "set it through WEDSYNC_OTEL_PRIVACY_HASH_SECRET, not in a file",
-            )
-        found[key] = _privacy_value(key, setting.from_file(f"privacy.{key}", item))
-    return PrivacyPolicy(**found)
-
-
-def _read_toml(path: Path) -> Mapping[str, Any]:
-    try:
-        with path.open("rb") as stream:
-            return tomllib.load(stream)
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the file ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        duplicate = _TOML_DUPLICATE.search(str(exc))
-        if duplicate:
-            parts = (part.strip(" '\"") for part in duplicate["key"].split(","))
-            key = ".".join(part for part in parts if part)
-            what = "duplicate endpoint" if key.startswith("endpoints.") else "duplicate table"
-            raise ConfigError(key, f"{what} ({exc})") from None
-        raise ConfigError(str(path), f"not valid TOML ({exc})") from None
-    except ValueError as exc:  # tomllib's own limits, e.g. an integer of 5,000 digits
-        raise ConfigError(str(path), f"not valid TOML ({exc})") from None
-
-
-def _fields_from_file(data: Mapping[str, Any]) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in _SETTING_BY_KEY:
-            fields[key] = _SETTING_BY_KEY[key].from_file(key, value)
-        elif key == "bands":
-            fields["bands"] = _bands_from_file(value)
-        elif key == "endpoints":
-            fields["endpoints"] = _endpoints_from_file(value)
-        elif key == "privacy":
-            fields["privacy"] = _privacy_from_file(value)
-        else:
-            known = ", ".join(sorted([*_SETTING_BY_KEY, *_TABLE_KEYS]))
-            raise ConfigError(key, f"unknown key (known keys: {known})")
-    return fields
-
-
-def _bands_from_file(value: object) -> BandMultipliers:
-    if not isinstance(value, Mapping):
-        raise ConfigError("bands", "must be a table of band = multiplier")
-    known = {band.value for band in Band}
-    multipliers: dict[str, float] = {}
-    for band, multiplier in value.items():
-        if band not in known:
-            raise ConfigError(f"bands.{band}", f"unknown band (known: {', '.join(sorted(known))})")
-        multipliers[band] = _file_number(f"bands.{band}", multiplier)
-    return BandMultipliers(**multipliers)
-
-
-def _endpoints_from_file(value: object) -> tuple[EndpointSpec, ...]:
-    if not isinstance(value, Mapping):
-        raise ConfigError("endpoints", "must be a table of [endpoints.NAME] tables")
-    specs = []
-    for name, table in value.items():
-        key = f"endpoints.{name}"
-        if not isinstance(table, Mapping):
-            raise ConfigError(key, "must be a table with patterns, threshold_ms and critical")
-        unknown = sorted(set(table) - _ENDPOINT_KEYS, key=repr)  # repr: keys may mix types
-        if unknown:
-            known = ", ".join(sorted(_ENDPOINT_KEYS))
-            raise ConfigError(f"{key}.{unknown[0]}", f"unknown key (known: {known})")
-        if "patterns" not in table:
-            raise ConfigError(f"{key}.patterns", "missing")
-        if "threshold_ms" not in table:
-            raise ConfigError(f"{key}.threshold_ms", "missing")
-        patterns = table["patterns"]
-        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-            raise ConfigError(f"{key}.patterns", f"must be a list of strings, got {patterns!r}")
-        specs.append(
-            EndpointSpec(
-                name=name,
-                patterns=tuple(patterns),
-                threshold_ms=_file_number(f"{key}.threshold_ms", table["threshold_ms"]),
-                critical=_file_bool(f"{key}.critical", table.get("critical", False)),
-                wedding_id_from_query=_file_bool(
-                    f"{key}.wedding_id_from_query", table.get("wedding_id_from_query", False)
-                ),
-            )
-        )
-    return tuple(specs)
-
-
-def _check_privacy(policy: object) -> None:
-    if not isinstance(policy, PrivacyPolicy):
-        raise ConfigError("privacy", f"must be a PrivacyPolicy, got {policy!r}")
-    try:
-        re.compile(policy.wedding_id_pattern)
-    except re.error as exc:
-        raise ConfigError(
-            "privacy.wedding_id_pattern", f"not a regular expression ({exc})"
-        ) from None
-    if policy.hash_secret is not None and len(policy.hash_secret) < 16:
-        raise ConfigError("privacy.hash_secret", "must be at least 16 characters")
-    for name in policy.cache_namespaces:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-            raise ConfigError("privacy.cache_namespaces", f"{name!r} is not a key namespace")
-
-
 def _check_bool(key: str, value: object) -> None:
     if not isinstance(value, bool):
         raise ConfigError(key, f"must be true or false, got {value!r}")
@@ -511,6 +169,352 @@ def _check_networks(key: str, networks: object) -> None:
 def _check_header(key: str, name: object) -> None:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,64}", name):
         raise ConfigError(key, f"must be an HTTP header name, got {name!r}")
+
+
+def _check_secret(key: str, secret: object) -> None:
+    if secret is not None and len(cast("str", secret)) < 16:
+        raise ConfigError(key, "must be at least 16 characters")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WeddingConfig:
+    """Everything the span processor needs to judge a request; immutable once built.
+
+    Each scalar field is declared with `setting()`: its variable, parser,
+    default, check and meaning (see `SETTINGS`); the tables follow.
+    """
+
+    timezone: str = setting(
+        env="WEDSYNC_OTEL_TIMEZONE",
+        kind=TEXT,
+        default="Europe/London",
+        check=_check_timezone,
+        doc="IANA time zone name; dates and Saturdays are taken here.",
+    )
+    saturday_mode: bool = setting(
+        env="WEDSYNC_OTEL_SATURDAY_MODE",
+        kind=BOOL,
+        default=True,
+        check=_check_bool,
+        doc="Critical endpoints on Saturdays count as wedding-day traffic.",
+    )
+    season_months: frozenset[int] = setting(
+        env="WEDSYNC_OTEL_SEASON_MONTHS",
+        kind=MONTHS,
+        default=frozenset(range(5, 11)),
+        check=_check_months,
+        doc="The wedding season's months, 1-12.",
+    )
+    default_threshold_ms: float = setting(
+        env="WEDSYNC_OTEL_DEFAULT_THRESHOLD_MS",
+        kind=NUMBER,
+        default=200.0,
+        check=_check_positive,
+        doc="The threshold of requests no endpoint claims (`other`).",
+    )
+    critical_wedding_day_cap_ms: float = setting(
+        env="WEDSYNC_OTEL_CRITICAL_WEDDING_DAY_CAP_MS",
+        kind=NUMBER,
+        default=100.0,
+        check=_check_positive,
+        doc="The cap on a critical endpoint's wedding-day threshold.",
+    )
+    trust_baggage: bool = setting(
+        env="WEDSYNC_OTEL_TRUST_BAGGAGE",
+        kind=BOOL,
+        default=False,
+        check=_check_bool,
+        doc="Read wedding.date and wedding.id from all inbound W3C baggage.",
+    )
+    measure_unsampled: bool = setting(
+        env="WEDSYNC_OTEL_MEASURE_UNSAMPLED",
+        kind=BOOL,
+        default=True,
+        check=_check_bool,
+        doc="Judge and measure the request spans the trace sampler drops (`sampling`).",
+    )
+    slow_query_ms: float = setting(
+        env="WEDSYNC_OTEL_SLOW_QUERY_MS",
+        kind=NUMBER,
+        default=50.0,
+        check=_check_positive,
+        doc="A database query slower than this is marked slow.",
+    )
+    n_plus_one_limit: int = setting(
+        env="WEDSYNC_OTEL_N_PLUS_ONE_LIMIT",
+        kind=WHOLE,
+        default=5,
+        check=_check_positive,
+        doc="The same query shape more often than this in one request is an N+1.",
+    )
+    request_timeout_s: float = setting(
+        env="WEDSYNC_OTEL_REQUEST_TIMEOUT_S",
+        kind=NUMBER,
+        default=300.0,
+        check=_check_positive,
+        doc="Cache and DB totals of a request whose span never ends are dropped after this.",
+    )
+    wedding_id_params: tuple[str, ...] = setting(
+        env="WEDSYNC_OTEL_WEDDING_ID_PARAMS",
+        kind=STRINGS,
+        default=("wedding_id", "couple_id"),
+        check=_check_names,
+        doc="Path or query parameters that name the wedding.",
+    )
+    trusted_networks: tuple[str, ...] = setting(
+        env="WEDSYNC_OTEL_TRUSTED_NETWORKS",
+        kind=STRINGS,
+        default=(),
+        check=_check_networks,
+        doc="CIDR networks of ASGI callers whose baggage is believed.",
+    )
+    trust_header: str = setting(
+        env="WEDSYNC_OTEL_TRUST_HEADER",
+        kind=TEXT,
+        default="x-wedsync-trust",
+        check=_check_header,
+        doc="The header by which a caller that sends the shared secret is trusted.",
+    )
+    trust_secret: str | None = setting(
+        env="WEDSYNC_OTEL_TRUST_SECRET",
+        kind=TEXT,
+        default=None,
+        check=_check_secret,
+        repr=False,
+        doc="The shared secret of `trust_header`, 16 characters at least.",
+    )
+    trust_forwarded_client: bool = setting(
+        env="WEDSYNC_OTEL_TRUST_FORWARDED_CLIENT",
+        kind=BOOL,
+        default=False,
+        check=_check_bool,
+        doc="Whether network trust may use a client address a proxy header set (`asgi`).",
+    )
+    bands: BandMultipliers = field(default_factory=BandMultipliers)
+    endpoints: tuple[EndpointSpec, ...] = DEFAULT_ENDPOINTS
+    privacy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
+
+    def __post_init__(self) -> None:
+        for declared_setting in SETTINGS:
+            declared_setting.validate(getattr(self, declared_setting.key))
+        for band in Band:
+            _check_positive(f"bands.{band.value}", self.bands.for_band(band))
+        _check_endpoints(self.endpoints)
+        _check_privacy(self.privacy)
+
+    @classmethod
+    def default(cls) -> WeddingConfig:
+        """The WedSync defaults: its catalogue, Europe/London, Saturdays and May-October."""
+        return cls()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> WeddingConfig:
+        """Read a TOML file (format in the README); raise `ConfigError` naming the bad key."""
+        return load_config(path=path, environ={})
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> WeddingConfig:
+        """Build from a parsed TOML document (or any mapping of the same shape)."""
+        return cls(**_fields_from_file(data))
+
+    def replace(self, **changes: Any) -> WeddingConfig:
+        """A copy with some fields changed, validated again."""
+        return dataclasses.replace(self, **changes)
+
+
+SETTINGS: Final = declared(WeddingConfig)
+"""Every scalar setting of `WeddingConfig`, read back from its field declarations."""
+
+_SETTING_BY_KEY: Final = {s.key: s for s in SETTINGS}
+_TABLE_KEYS: Final = frozenset({"bands", "endpoints", "privacy"})
+
+
+def _privacy(
+    key: str, env: str, kind: Kind[Any], doc: str, *, in_file: bool = True
+) -> Setting[Any]:
+    return field_setting(PrivacyPolicy, key, env=env, kind=kind, doc=doc, in_file=in_file)
+
+
+PRIVACY_SETTINGS: Final = (
+    _privacy(
+        "allow_keys",
+        "WEDSYNC_OTEL_PRIVACY_ALLOW_KEYS",
+        STRING_SET,
+        "Attribute keys exported exactly as set.",
+    ),
+    _privacy(
+        "allow_values",
+        "WEDSYNC_OTEL_PRIVACY_ALLOW_VALUES",
+        STRING_SET,
+        "Exact string values exported as they are wherever they appear.",
+    ),
+    _privacy(
+        "sensitive_keys",
+        "WEDSYNC_OTEL_PRIVACY_SENSITIVE_KEYS",
+        STRINGS,
+        "More words that make a key sensitive.",
+    ),
+    _privacy(
+        "keep_query_params",
+        "WEDSYNC_OTEL_PRIVACY_KEEP_QUERY_PARAMS",
+        STRING_SET,
+        "URL query parameters whose values are kept.",
+    ),
+    _privacy(
+        "hash_secret",
+        "WEDSYNC_OTEL_PRIVACY_HASH_SECRET",
+        TEXT,
+        "The key of the hash redaction markers carry; never in a file.",
+        in_file=False,
+    ),
+    _privacy(
+        "wedding_id_pattern",
+        "WEDSYNC_OTEL_PRIVACY_WEDDING_ID_PATTERN",
+        TEXT,
+        "The shape of a real wedding id.",
+    ),
+    _privacy(
+        "cache_namespaces",
+        "WEDSYNC_OTEL_PRIVACY_CACHE_NAMESPACES",
+        STRING_SET,
+        "Cache key namespaces exported by name.",
+    ),
+)
+"""The ``[privacy]`` table's settings; the defaults are `PrivacyPolicy`'s own fields'."""
+
+_PRIVACY_SETTING_BY_KEY: Final = {s.key: s for s in PRIVACY_SETTINGS}
+
+
+def load_config(
+    *,
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> WeddingConfig:
+    """Resolve the configuration: environment over file over defaults.
+
+    ``path`` defaults to the file named by ``WEDSYNC_OTEL_CONFIG``; ``environ``
+    defaults to ``os.environ`` (pass ``{}`` to ignore the environment).
+    """
+    env = os.environ if environ is None else environ
+    file_path = path if path is not None else env.get(CONFIG_FILE_ENV) or None
+    fields: dict[str, Any] = {}
+    if file_path is not None:
+        fields.update(_fields_from_file(_read_toml(Path(file_path))))
+    fields.update(from_environment(SETTINGS, env))
+    privacy = from_environment(PRIVACY_SETTINGS, env)
+    if privacy:
+        base = fields.get("privacy", PrivacyPolicy())
+        fields["privacy"] = dataclasses.replace(base, **privacy)
+    return WeddingConfig(**fields)
+
+
+def _privacy_from_file(value: object) -> PrivacyPolicy:
+    if not isinstance(value, Mapping):
+        raise ConfigError("privacy", "must be a table of privacy settings")
+    found: dict[str, Any] = {}
+    for key, item in value.items():
+        setting = _PRIVACY_SETTING_BY_KEY.get(key)
+        if setting is None:
+            known = ", ".join(sorted(_PRIVACY_SETTING_BY_KEY))
+            raise ConfigError(f"privacy.{key}", f"unknown key (known: {known})")
+        found[key] = setting.from_file(f"privacy.{key}", item)
+    return PrivacyPolicy(**found)
+
+
+def _read_toml(path: Path) -> Mapping[str, Any]:
+    try:
+        with path.open("rb") as stream:
+            return tomllib.load(stream)
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        duplicate = _TOML_DUPLICATE.search(str(exc))
+        if duplicate:
+            parts = (part.strip(" '\"") for part in duplicate["key"].split(","))
+            key = ".".join(part for part in parts if part)
+            what = "duplicate endpoint" if key.startswith("endpoints.") else "duplicate table"
+            raise ConfigError(key, f"{what} ({exc})") from None
+        raise ConfigError(str(path), f"not valid TOML ({exc})") from None
+    except ValueError as exc:  # tomllib's own limits, e.g. an integer of 5,000 digits
+        raise ConfigError(str(path), f"not valid TOML ({exc})") from None
+
+
+def _fields_from_file(data: Mapping[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SETTING_BY_KEY:
+            fields[key] = _SETTING_BY_KEY[key].from_file(key, value)
+        elif key == "bands":
+            fields["bands"] = _bands_from_file(value)
+        elif key == "endpoints":
+            fields["endpoints"] = _endpoints_from_file(value)
+        elif key == "privacy":
+            fields["privacy"] = _privacy_from_file(value)
+        else:
+            known = ", ".join(sorted([*_SETTING_BY_KEY, *_TABLE_KEYS]))
+            raise ConfigError(key, f"unknown key (known keys: {known})")
+    return fields
+
+
+def _bands_from_file(value: object) -> BandMultipliers:
+    if not isinstance(value, Mapping):
+        raise ConfigError("bands", "must be a table of band = multiplier")
+    known = {band.value for band in Band}
+    multipliers: dict[str, float] = {}
+    for band, multiplier in value.items():
+        if band not in known:
+            raise ConfigError(f"bands.{band}", f"unknown band (known: {', '.join(sorted(known))})")
+        multipliers[band] = NUMBER.from_file(f"bands.{band}", multiplier)
+    return BandMultipliers(**multipliers)
+
+
+def _endpoints_from_file(value: object) -> tuple[EndpointSpec, ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("endpoints", "must be a table of [endpoints.NAME] tables")
+    specs = []
+    for name, table in value.items():
+        key = f"endpoints.{name}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(key, "must be a table with patterns, threshold_ms and critical")
+        unknown = sorted(set(table) - _ENDPOINT_KEYS, key=repr)  # repr: keys may mix types
+        if unknown:
+            known = ", ".join(sorted(_ENDPOINT_KEYS))
+            raise ConfigError(f"{key}.{unknown[0]}", f"unknown key (known: {known})")
+        if "patterns" not in table:
+            raise ConfigError(f"{key}.patterns", "missing")
+        if "threshold_ms" not in table:
+            raise ConfigError(f"{key}.threshold_ms", "missing")
+        patterns = table["patterns"]
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise ConfigError(f"{key}.patterns", f"must be a list of strings, got {patterns!r}")
+        specs.append(
+            EndpointSpec(
+                name=name,
+                patterns=tuple(patterns),
+                threshold_ms=NUMBER.from_file(f"{key}.threshold_ms", table["threshold_ms"]),
+                critical=BOOL.from_file(f"{key}.critical", table.get("critical", False)),
+                wedding_id_from_query=BOOL.from_file(
+                    f"{key}.wedding_id_from_query", table.get("wedding_id_from_query", False)
+                ),
+            )
+        )
+    return tuple(specs)
+
+
+def _check_privacy(policy: object) -> None:
+    if not isinstance(policy, PrivacyPolicy):
+        raise ConfigError("privacy", f"must be a PrivacyPolicy, got {policy!r}")
+    try:
+        re.compile(policy.wedding_id_pattern)
+    except re.error as exc:
+        raise ConfigError(
+            "privacy.wedding_id_pattern", f"not a regular expression ({exc})"
+        ) from None
+    if policy.hash_secret is not None and len(policy.hash_secret) < 16:
+        raise ConfigError("privacy.hash_secret", "must be at least 16 characters")
+    for name in policy.cache_namespaces:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ConfigError("privacy.cache_namespaces", f"{name!r} is not a key namespace")
 
 
 def _check_endpoints(endpoints: Sequence[EndpointSpec]) -> None:
