@@ -507,15 +507,8 @@ def test_bare_path_drops_query_and_fragment(path: str, bare: str) -> None:
     assert bare_path(path) == bare
 
 
-@settings(max_examples=100)
-@given(st.one_of(_concrete_path().map(lambda case: case[1]), st.text(max_size=30)))
-def test_classify_answers_like_match_without_caching(path: str) -> None:
-    """The uncached classify agrees with match and leaves the cache empty."""
+def test_match_caches_no_over_long_path() -> None:
+    """A path over MAX_PATH_CHARS is other, and not kept: the cache stays small in bytes."""
     catalogue = Catalogue(DEFAULT_ENDPOINTS)
-    answer = catalogue.classify(path)
-    assert (answer, len(catalogue._cache)) == (Catalogue(DEFAULT_ENDPOINTS).match(path), 0)
-
-
-def test_classify_refuses_over_long_paths() -> None:
-    """A path over MAX_PATH_CHARS is other for classify too."""
-    assert Catalogue(DEFAULT_ENDPOINTS).classify("/api/payments/" + "x" * MAX_PATH_CHARS) is None
+    assert catalogue.match("/api/payments/" + "x" * MAX_PATH_CHARS) is None
+    assert len(catalogue._cache) == 0

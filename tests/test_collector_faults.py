@@ -241,7 +241,7 @@ def _nominal_backoffs_s(count: int) -> list[float]:
 def test_backoff_doubles_from_half_a_second_up_to_the_cap() -> None:
     """Waits between attempts are 0.5, 1, 2, 4 s, then 5 s each, every one within +-20 %."""
     clock = FakeSeconds()
-    exporter = RetryingSpanExporter(_RefusingExporter(), clock=clock, wait=clock.wait)
+    exporter = RetryingSpanExporter(_RefusingExporter(), monotonic=clock, wait=clock.wait)
     exporter.export(_spans(3))
     waits_s = clock.waits_s
     # The waits that ended before the deadline are whole backoffs; the last is cut to fit it.
@@ -262,7 +262,7 @@ def test_an_outage_past_the_deadline_drops_and_counts_the_batch() -> None:
     clock = FakeSeconds()
     with FaultyOtlpReceiver() as receiver:
         receiver.set_fault(Fault.UNAVAILABLE)
-        exporter = RetryingSpanExporter(_one_shot_otlp(receiver), clock=clock, wait=clock.wait)
+        exporter = RetryingSpanExporter(_one_shot_otlp(receiver), monotonic=clock, wait=clock.wait)
         began_s = clock.now_s
         result = exporter.export(_spans(7))
         stats = exporter.stats()
@@ -282,7 +282,7 @@ def test_after_the_deadline_each_batch_gets_one_attempt() -> None:
     clock = FakeSeconds()
     with FaultyOtlpReceiver() as receiver:
         receiver.set_fault(Fault.UNAVAILABLE)
-        exporter = RetryingSpanExporter(_one_shot_otlp(receiver), clock=clock, wait=clock.wait)
+        exporter = RetryingSpanExporter(_one_shot_otlp(receiver), monotonic=clock, wait=clock.wait)
         exporter.export(_spans(7))
         attempts, waits = exporter.stats().failed_attempts, len(clock.waits_s)
         result = exporter.export(_spans(3))
@@ -304,7 +304,7 @@ def test_retries_deliver_a_batch_once_the_collector_answers() -> None:
             return clock.wait(timeout_s)
 
         exporter = RetryingSpanExporter(
-            _one_shot_otlp(receiver), clock=clock, wait=collector_returns
+            _one_shot_otlp(receiver), monotonic=clock, wait=collector_returns
         )
         result = exporter.export(_spans(5))
         stats = exporter.stats()
@@ -328,7 +328,7 @@ def test_failing_for_s_counts_from_the_first_failure_and_resets_on_success() -> 
         seen.append(exporter.stats())
         return False
 
-    exporter = RetryingSpanExporter(_RefusingExporter(refusals=3), clock=clock, wait=wait)
+    exporter = RetryingSpanExporter(_RefusingExporter(refusals=3), monotonic=clock, wait=wait)
     result = exporter.export(_spans(4))
     after = exporter.stats()
     assert result is SpanExportResult.SUCCESS
@@ -343,7 +343,7 @@ def test_an_exporter_that_raises_is_retried_like_one_that_fails() -> None:
     """An exporter that raises instead of returning FAILURE is retried, and nothing is raised."""
     clock = FakeSeconds()
     inner = _RefusingExporter(refusals=2, raises=True)
-    exporter = RetryingSpanExporter(inner, clock=clock, wait=clock.wait)
+    exporter = RetryingSpanExporter(inner, monotonic=clock, wait=clock.wait)
     assert exporter.export(_spans(2)) is SpanExportResult.SUCCESS
     assert (inner.attempts, len(clock.waits_s), exporter.stats().failed_attempts) == (3, 2, 2)
 
@@ -351,7 +351,7 @@ def test_an_exporter_that_raises_is_retried_like_one_that_fails() -> None:
 def test_dropped_batches_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
     """Two batches dropped within a minute of each other cost one warning; both are counted."""
     clock = FakeSeconds()
-    exporter = RetryingSpanExporter(_RefusingExporter(), clock=clock, wait=clock.wait)
+    exporter = RetryingSpanExporter(_RefusingExporter(), monotonic=clock, wait=clock.wait)
     with caplog.at_level(logging.WARNING, logger="wedsync_otel"):
         exporter.export(_spans(7))
         exporter.export(_spans(3))
@@ -371,7 +371,7 @@ def test_shutdown_ends_a_retrying_export_at_once() -> None:
             retry_deadline_s=7_200,
             initial_backoff_s=3_600,
             max_backoff_s=3_600,
-            clock=clock,  # and the default wait: the shutdown event's
+            monotonic=clock,  # and the default wait: the shutdown event's
         )
         results: list[SpanExportResult] = []
         worker = threading.Thread(target=lambda: results.append(exporter.export(_spans(10))))
@@ -395,7 +395,7 @@ def test_shutdown_during_an_injected_wait_stops_the_retries() -> None:
         return clock.wait(timeout_s)
 
     inner = _RefusingExporter()
-    exporter = RetryingSpanExporter(inner, clock=clock, wait=shutdown_arrives)
+    exporter = RetryingSpanExporter(inner, monotonic=clock, wait=shutdown_arrives)
     assert exporter.export(_spans(4)) is SpanExportResult.FAILURE
     assert (inner.attempts, len(clock.waits_s), exporter.stats().dropped_spans) == (1, 1, 4)
 
@@ -468,7 +468,7 @@ def test_span_end_returns_while_a_refused_batch_waits_for_its_retry() -> None:
         return release.wait(EVENT_TIMEOUT_S)  # True once released, as when shutdown ends it
 
     refusing = _RefusingExporter()
-    retrying = RetryingSpanExporter(refusing, clock=clock, wait=wait)
+    retrying = RetryingSpanExporter(refusing, monotonic=clock, wait=wait)
     provider = TracerProvider()
     provider.add_span_processor(
         BatchSpanProcessor(retrying, max_export_batch_size=1, schedule_delay_millis=3_600_000)

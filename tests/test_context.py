@@ -195,7 +195,7 @@ def test_resolver_answers_expire_after_their_ttl() -> None:
         calls.append(wedding_id)
         return "2026-06-20"
 
-    cache = ResolverCache(resolver, ttl_s=60, clock=lambda: now[0])
+    cache = ResolverCache(resolver, ttl_s=60, monotonic=lambda: now[0])
     cache.resolve("w", wait_s=WAIT_S)
     now[0] = 59.0
     cache.resolve("w", wait_s=WAIT_S)
@@ -322,7 +322,7 @@ def test_a_failed_lookup_is_cached_for_error_ttl_only_then_recovers(
     """The failure answers for error_ttl_s without asking again; then a new lookup succeeds."""
     clock = SteppedClock()
     resolver, calls = failing_then(kind, failures=1)
-    cache = ResolverCache(resolver, error_ttl_s=10, clock=clock)
+    cache = ResolverCache(resolver, error_ttl_s=10, monotonic=clock)
     assert cache.resolve("w", wait_s=60) is None
     clock.now = 9.9
     assert cache.resolve("w", wait_s=60) is None
@@ -359,7 +359,7 @@ def test_every_waiter_on_a_cancelled_lookup_gets_no_date_from_one_call() -> None
         assert release.wait(WAIT_S)
         raise asyncio.CancelledError
 
-    cache = ResolverCache(resolver, clock=SteppedClock())
+    cache = ResolverCache(resolver, monotonic=SteppedClock())
     answers: list[dt.date | None] = []
     waiters = [
         threading.Thread(target=lambda: answers.append(cache.resolve("w", wait_s=WAIT_S)))
@@ -453,7 +453,7 @@ def test_after_a_thread_start_failure_the_slot_is_free_and_the_id_recovers(
 ) -> None:
     """The failed start frees its slot at once and is cached for error_ttl_s only."""
     clock = SteppedClock()
-    cache = ResolverCache(lambda wedding_id: "2026-06-20", max_pending=1, clock=clock)
+    cache = ResolverCache(lambda wedding_id: "2026-06-20", max_pending=1, monotonic=clock)
     refuse_threads(monkeypatch)
     assert cache.resolve("w", wait_s=60) is None
     assert cache.resolve("w", wait_s=60) is None  # cached: no second attempt

@@ -21,7 +21,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, T
 
 from wedsync_otel import WeddingSpanProcessor, wedding_context
 from wedsync_otel import attributes as attr
-from wedsync_otel._span_copy import KEPT_FIRST
+from wedsync_otel._sdk import KEPT_FIRST
 from wedsync_otel._wedding_marks import MARKS
 
 ROUTE = {"http.route": "/api/payments"}
@@ -305,7 +305,7 @@ def test_concurrent_registrations_are_all_kept() -> None:
         worker.join(60)
     assert not any(worker.is_alive() for worker in workers)
     assert len(processor._listeners) == threads * per_thread
-    assert len(processor._query_observers) == threads * per_thread
+    assert len(processor.query_observers) == threads * per_thread
 
 
 class _Observer:

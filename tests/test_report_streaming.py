@@ -164,7 +164,9 @@ class _Clock:
 def test_plain_progress_waits_for_a_long_read_then_prints_a_line_every_interval() -> None:
     """Nothing in the first second; then the share of the total, every 5 s; the time at the end."""
     clock, stream = _Clock(), io.StringIO()
-    progress = ReadProgress(4_000_000, label="traces.jsonl", stream=stream, rich=False, clock=clock)
+    progress = ReadProgress(
+        4_000_000, label="traces.jsonl", stream=stream, rich=False, monotonic=clock
+    )
     progress(500_000)
     clock.now += 0.5
     progress(500_000)
@@ -188,7 +190,9 @@ def test_plain_progress_waits_for_a_long_read_then_prints_a_line_every_interval(
 def test_progress_can_be_forced_or_turned_off(show: bool, lines: int) -> None:
     """--progress prints from the first chunk; --no-progress never prints."""
     clock, stream = _Clock(), io.StringIO()
-    with ReadProgress(10, label="x", stream=stream, rich=False, show=show, clock=clock) as progress:
+    with ReadProgress(
+        10, label="x", stream=stream, rich=False, show=show, monotonic=clock
+    ) as progress:
         progress(10)
     assert len(stream.getvalue().splitlines()) == lines
     assert progress.done_bytes == 10
@@ -197,7 +201,7 @@ def test_progress_can_be_forced_or_turned_off(show: bool, lines: int) -> None:
 def test_a_quick_read_shows_nothing() -> None:
     """A read that ends within the delay leaves stderr empty, so errors stay one line."""
     clock, stream = _Clock(), io.StringIO()
-    with ReadProgress(10, label="x", stream=stream, rich=True, clock=clock) as progress:
+    with ReadProgress(10, label="x", stream=stream, rich=True, monotonic=clock) as progress:
         progress(10)
     assert stream.getvalue() == ""
 

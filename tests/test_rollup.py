@@ -316,7 +316,7 @@ def test_stable_database_conventions_are_rewritten_too(traced: Pipeline) -> None
 def test_totals_of_requests_that_never_end_are_evicted_and_counted() -> None:
     """Totals older than the timeout go when new requests arrive; the store stays bounded."""
     now = [0.0]
-    store = RollupStore(max_requests=3, timeout_s=300, clock=lambda: now[0])
+    store = RollupStore(max_requests=3, timeout_s=300, monotonic=lambda: now[0])
     store.add_cache(1, hits=1, misses=0, duration_ms=1)
     now[0] = 301.0
     store.add_cache(2, hits=1, misses=0, duration_ms=1)

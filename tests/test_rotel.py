@@ -616,7 +616,7 @@ def test_the_summary_is_written_at_most_once_a_minute_and_only_on_change() -> No
     """A fake clock shows the rate limit: changed counts wait for the minute to pass."""
     now = [0.0]
     stream = io.StringIO()
-    summary = RedactionSummary(clock=lambda: now[0], stream=stream)
+    summary = RedactionSummary(monotonic=lambda: now[0], stream=stream)
     assert summary.maybe_report({"email": 1})
     assert not summary.maybe_report({"email": 1})
     now[0] = 59.0

@@ -38,7 +38,7 @@ def test_the_first_occurrence_is_logged_with_its_detail(
     warnings_logged: pytest.LogCaptureFixture,
 ) -> None:
     """The first call logs at once, with the detail and a count of one."""
-    warning = RateLimitedWarning(MESSAGE, interval_s=INTERVAL_S, clock=FakeSeconds())
+    warning = RateLimitedWarning(MESSAGE, interval_s=INTERVAL_S, monotonic=FakeSeconds())
     warning("bad date '2026-13-01'")
     assert _ours(warnings_logged) == [f"{MESSAGE} (\"bad date '2026-13-01'\"; 1 so far)"]
 
@@ -48,7 +48,7 @@ def test_occurrences_within_the_interval_are_counted_not_logged(
 ) -> None:
     """Calls until the interval has passed log nothing more, but each one is counted."""
     clock = FakeSeconds()
-    warning = RateLimitedWarning(MESSAGE, interval_s=INTERVAL_S, clock=clock)
+    warning = RateLimitedWarning(MESSAGE, interval_s=INTERVAL_S, monotonic=clock)
     warning("first")
     for _ in range(9):
         clock.now_s += 5.0  # 45 s in all: still inside the minute
@@ -62,7 +62,7 @@ def test_the_next_occurrence_after_the_interval_is_logged_with_the_total(
 ) -> None:
     """Once the interval has passed, the next call logs, reporting every occurrence so far."""
     clock = FakeSeconds()
-    warning = RateLimitedWarning(MESSAGE, interval_s=INTERVAL_S, clock=clock)
+    warning = RateLimitedWarning(MESSAGE, interval_s=INTERVAL_S, monotonic=clock)
     warning("first")
     clock.now_s += INTERVAL_S - 0.001
     warning("suppressed")
@@ -79,7 +79,7 @@ def test_the_interval_counts_from_the_last_line_logged(
 ) -> None:
     """A steady stream of occurrences, one per 10 s for 5 min, logs one line a minute."""
     clock = FakeSeconds()
-    warning = RateLimitedWarning(MESSAGE, interval_s=INTERVAL_S, clock=clock)
+    warning = RateLimitedWarning(MESSAGE, interval_s=INTERVAL_S, monotonic=clock)
     for _ in range(30):
         warning("tick")
         clock.now_s += 10.0
@@ -91,7 +91,7 @@ def test_every_occurrence_is_counted_across_threads(
     warnings_logged: pytest.LogCaptureFixture,
 ) -> None:
     """Threads calling at once lose no count, and the still clock lets one line through."""
-    warning = RateLimitedWarning(MESSAGE, interval_s=INTERVAL_S, clock=FakeSeconds())
+    warning = RateLimitedWarning(MESSAGE, interval_s=INTERVAL_S, monotonic=FakeSeconds())
     start = threading.Barrier(THREADS, timeout=JOIN_TIMEOUT_S)
 
     def call() -> None:

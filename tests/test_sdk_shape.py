@@ -1,7 +1,7 @@
 """The SDK's private fields this package reads or writes are where it expects them.
 
 The processor reads span fields directly (a property call per field per span
-is measurable), `_span_copy` builds spans field by field, and the zero-code
+is measurable), `_sdk` builds spans field by field, and the zero-code
 setup swaps the provider's processors and readers' exporters, for which the
 SDK has no public API. A new SDK release that moves one of them must fail
 here, by name, rather than quietly in production (every access has a
@@ -11,6 +11,7 @@ an error). Pinned: the lowest SDK the package declares and what the venv has.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections import deque
 
@@ -31,7 +32,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
-from wedsync_otel._span_copy import enriched_copy
+from wedsync_otel._sdk import COPY_PARAMETERS, enriched_copy
 
 SPAN_FIELDS = {
     "_name": str,
@@ -109,6 +110,12 @@ def test_a_copy_built_field_by_field_reads_back_like_the_original(ended: Readabl
     assert dict(copy.attributes or {}) == {"a": 1, "b": 2}
     assert [event.name for event in copy.events] == ["e"]
     assert len(copy.links) == 1
+
+
+def test_the_copy_passes_the_constructor_its_parameters_in_order() -> None:
+    """enriched_copy calls ReadableSpan(...) positionally: a reordered SDK signature fails here."""
+    parameters = tuple(inspect.signature(ReadableSpan.__init__).parameters)
+    assert parameters[1:] == COPY_PARAMETERS
 
 
 def test_the_tracer_provider_keeps_a_tuple_of_processors_under_a_lock() -> None:

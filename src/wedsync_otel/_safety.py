@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TypeAlias
 
-Clock: TypeAlias = Callable[[], float]
+Monotonic: TypeAlias = Callable[[], float]
 """Monotonic seconds, as `time.monotonic` returns them; tests pass a fake one."""
 
 logger = logging.getLogger("wedsync_otel")
@@ -66,17 +66,17 @@ def call_guarded(
 class RateLimitedWarning:
     """A warning logged at most once per interval, counting what it suppressed.
 
-    ``clock`` returns monotonic seconds (`time.monotonic` unless given), so a
+    ``monotonic`` returns monotonic seconds (`time.monotonic` unless given), so a
     test can move time instead of waiting for it. Safe to call from any thread:
     the count is exact, and the lock is held only to count and to decide.
     """
 
     def __init__(
-        self, message: str, *, interval_s: float = 60.0, clock: Clock = time.monotonic
+        self, message: str, *, interval_s: float = 60.0, monotonic: Monotonic = time.monotonic
     ) -> None:
         self._message = message
         self._interval_s = interval_s
-        self._clock = clock
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._next_at_s: float | None = None  # None: nothing logged yet, so the next one is
         self.count = 0
@@ -84,7 +84,7 @@ class RateLimitedWarning:
 
     def __call__(self, detail: object) -> None:
         """Record one occurrence; log it if the interval has passed."""
-        now_s = self._clock()
+        now_s = self._monotonic()
         with self._lock:
             self.count += 1
             count = self.count

@@ -5,7 +5,7 @@ the application's attribute slots: at the SDK's limit (128 by default) the
 SDK then evicts the application's oldest attribute to make room. So
 `wedding_context` and the processor's ``on_start`` mark the span here, by
 its span id, and the processor adds the mark to the copy it exports, where
-the application's attributes come first (see `_span_copy`).
+the application's attributes come first (see `_sdk`).
 """
 
 from __future__ import annotations

@@ -36,12 +36,21 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from opentelemetry import metrics, trace
-from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
-from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 
 from wedsync_otel._safety import raise_internal_errors
+from wedsync_otel._sdk import (
+    SdkConfigurator,
+    meter_resource,
+    periodic_readers,
+    reader_exporter,
+    replace_span_processors,
+    restore_span_processors,
+    set_reader_exporter,
+    span_processors,
+)
 from wedsync_otel.config import (
     CONFIG_FILE_ENV,
     PRIVACY_SETTINGS,
@@ -175,52 +184,45 @@ class _Saved:
     def __init__(self, provider: TracerProvider, meter_provider: MeterProvider | None) -> None:
         self._provider = provider
         self._sampler = provider.sampler
-        self._active: Any = provider._active_span_processor  # noqa: SLF001 - see module doc
-        self._processors = tuple(self._active._span_processors)  # noqa: SLF001
-        readers: Any = () if meter_provider is None else meter_provider._metric_readers  # noqa: SLF001
+        self._processors = span_processors(provider)
+        readers = () if meter_provider is None else periodic_readers(meter_provider)
         self._exporters: list[tuple[PeriodicExportingMetricReader, MetricExporter]] = [
-            (reader, reader._exporter)  # noqa: SLF001
-            for reader in readers
-            if isinstance(reader, PeriodicExportingMetricReader)
+            (reader, reader_exporter(reader)) for reader in readers
         ]
 
     def restore(self) -> None:
-        with self._active._lock:  # noqa: SLF001
-            self._active._span_processors = self._processors  # noqa: SLF001
+        restore_span_processors(self._provider, self._processors)
         for reader, exporter in self._exporters:
-            reader._exporter = exporter  # noqa: SLF001
+            set_reader_exporter(reader, exporter)
         self._provider.sampler = self._sampler
 
 
 def _front_span_processors(provider: TracerProvider, config: WeddingConfig) -> WeddingSpanProcessor:
-    active: Any = provider._active_span_processor  # noqa: SLF001 - no public API, see module doc
-    with active._lock:  # noqa: SLF001
-        existing = tuple(active._span_processors)  # noqa: SLF001
+    def front(existing: tuple[SpanProcessor, ...]) -> WeddingSpanProcessor:
         downstream = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
         for span_processor in existing:
             downstream.add_span_processor(span_processor)
-        processor = WeddingSpanProcessor(downstream, config=config)
-        active._span_processors = (processor,)  # noqa: SLF001
-    return processor
+        return WeddingSpanProcessor(downstream, config=config)
+
+    return replace_span_processors(provider, front)
 
 
 def _wrap_metric_exporters(
     meter_provider: MeterProvider, config: WeddingConfig, recorder: WeddingRecorder
 ) -> None:
-    readers: Any = meter_provider._metric_readers  # noqa: SLF001 - no public API
     wrapped = False
-    for reader in readers:
-        if isinstance(reader, PeriodicExportingMetricReader):
-            inner = reader._exporter  # noqa: SLF001
-            if not isinstance(inner, PerformanceMetricExporter):
-                # Only the first reader drains the recorder: two would split its deltas.
-                reader._exporter = PerformanceMetricExporter(  # noqa: SLF001
-                    inner,
-                    config=config,
-                    recorder=None if wrapped else recorder,
-                    resource=meter_provider._sdk_config.resource,  # noqa: SLF001
-                )
-                wrapped = True
+    for reader in periodic_readers(meter_provider):
+        inner = reader_exporter(reader)
+        if not isinstance(inner, PerformanceMetricExporter):
+            # Only the first reader drains the recorder: two would split its deltas.
+            exporter = PerformanceMetricExporter(
+                inner,
+                config=config,
+                recorder=None if wrapped else recorder,
+                resource=meter_resource(meter_provider),
+            )
+            set_reader_exporter(reader, exporter)
+            wrapped = True
 
 
 def _zero_code(*, tracers_exist: bool) -> None:
@@ -289,7 +291,7 @@ def _where(exc: ConfigError, environ: Mapping[str, str]) -> str:
     return "" if path is None else f" in {path}"
 
 
-class WeddingConfigurator(_OTelSDKConfigurator):
+class WeddingConfigurator(SdkConfigurator):
     """The SDK's configurator (all ``OTEL_*`` variables), then the wedding processing if asked."""
 
     def _configure(self, **kwargs: Any) -> None:  # the SDK's signature

@@ -9,7 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+from collections.abc import Callable
 from typing import NamedTuple
+
+Clock = Callable[[], dt.datetime]
+"""Returns the current time as an aware datetime: what every ``clock`` parameter takes."""
 
 _NS_PER_S = 1_000_000_000
 _SATURDAY = 5  # date.weekday()

@@ -128,11 +128,6 @@ class Catalogue:
             return None
         return self._cache.put(path, self._match_uncached(path))
 
-    def classify(self, path: str) -> EndpointSpec | None:
-        """`match` without the cache, for callers that cache the answer their own way."""
-        path = bare_path(path)
-        return None if len(path) > MAX_PATH_CHARS else self._match_uncached(path)
-
     def _match_uncached(self, path: str) -> EndpointSpec | None:
         bare = _normalise(path)
         if self._regex is None:

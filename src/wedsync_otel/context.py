@@ -28,6 +28,7 @@ from opentelemetry import context as otel_context
 from wedsync_otel import attributes
 from wedsync_otel._bounded import evict_oldest
 from wedsync_otel._safety import RateLimitedWarning, log_internal_error
+from wedsync_otel._sdk import current_context_reader
 from wedsync_otel._wedding_marks import mark_span
 from wedsync_otel.calendar import parse_wedding_date
 
@@ -93,21 +94,7 @@ def current_wedding(context: otel_context.Context | None = None) -> Wedding | No
     return value if isinstance(value, Wedding) else None
 
 
-def _current_context_reader() -> Callable[[], otel_context.Context]:
-    """`opentelemetry.context.get_current`, or the C getter of the context variable behind it.
-
-    Every span start asks for the current context; the default runtime context keeps
-    it in one `ContextVar`, whose ``get`` answers without two Python frames.
-    """
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    variable = getattr(runtime, "_current_context", None)
-    if isinstance(variable, contextvars.ContextVar):
-        getter: Callable[[], otel_context.Context] = variable.get
-        return getter
-    return otel_context.get_current
-
-
-_current_context = _current_context_reader()
+_current_context = current_context_reader()
 
 
 def wedding_in_context(context: otel_context.Context | None) -> bool:
@@ -247,7 +234,7 @@ class ResolverCache:
         timeout_ms: float = 50.0,
         max_entries: int = 10_000,
         max_pending: int = 32,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._resolver = resolver
         self._ttl_s = ttl_s
@@ -255,7 +242,7 @@ class ResolverCache:
         self.timeout_s = timeout_ms / 1000
         self._max_entries = max_entries
         self._max_pending = max_pending
-        self._clock = clock
+        self._monotonic = monotonic
         self._entries: dict[str, tuple[float, dt.date | None]] = {}
         self._pending: dict[str, Future[dt.date | None]] = {}
         self._lock = threading.Lock()  # held only to count, store or swap: never around a call
@@ -336,7 +323,7 @@ class ResolverCache:
     def _cached_or_lookup(self, wedding_id: str) -> dt.date | Future[dt.date | None] | None:
         """A fresh cached answer, else the future of a lookup (started if none is running)."""
         entry = self._entries.get(wedding_id)
-        if entry is not None and entry[0] > self._clock():
+        if entry is not None and entry[0] > self._monotonic():
             return entry[1]
         with self._lock:
             future = self._pending.get(wedding_id)
@@ -385,7 +372,7 @@ class ResolverCache:
     ) -> None:
         """Cache the answer (a failure for ``error_ttl_s``), free the slot, complete the future."""
         try:
-            expires_at = self._clock() + (self._error_ttl_s if failed else self._ttl_s)
+            expires_at = self._monotonic() + (self._error_ttl_s if failed else self._ttl_s)
             with self._lock:
                 if (
                     wedding_id not in self._entries
@@ -394,7 +381,7 @@ class ResolverCache:
                 ):
                     self.evictions += 1
                 self._entries[wedding_id] = (expires_at, date)
-        except Exception as exc:  # noqa: BLE001 - e.g. a broken injected clock: answer not cached
+        except Exception as exc:  # noqa: BLE001 - e.g. a broken injected monotonic clock: answer not cached
             log_internal_error("ResolverCache._finish", exc)
         finally:
             with self._lock:

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeAlias, TypeVar
+from typing import Final, TypeAlias
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.environment_variables import (
@@ -39,12 +39,14 @@ from opentelemetry.sdk.environment_variables import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from wedsync_otel._safety import Clock, RateLimitedWarning
+from wedsync_otel._safety import Monotonic, RateLimitedWarning
+from wedsync_otel._settings import NUMBER, WHOLE, declared, from_environment, setting
 from wedsync_otel.errors import ConfigError
 
 __all__ = [
     "DEFAULT_MAX_QUEUE_SIZE",
     "DEFAULT_RETRY_DEADLINE_S",
+    "EXPORT_SETTINGS",
     "ExportSettings",
     "ExportStats",
     "ExportTuning",
@@ -72,8 +74,6 @@ SDK_MAX_EXPORT_BATCH_SIZE: Final = 512
 RETRY_DEADLINE_ENV: Final = "WEDSYNC_OTEL_EXPORT_RETRY_DEADLINE_S"
 MAX_BACKOFF_ENV: Final = "WEDSYNC_OTEL_EXPORT_MAX_BACKOFF_S"
 
-_Number = TypeVar("_Number", int, float)
-
 _JITTER: Final = 0.2  # +-20 %, as the OTLP exporter's own backoff, so instances do not stampede
 
 Wait: TypeAlias = Callable[[float], bool]
@@ -82,13 +82,46 @@ Wait: TypeAlias = Callable[[float], bool]
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ExportSettings:
-    """The resolved span export settings `configure()` builds the pipeline with."""
+    """The resolved span export settings `configure()` builds the pipeline with.
 
-    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
-    max_export_batch_size: int = SDK_MAX_EXPORT_BATCH_SIZE
-    schedule_delay_millis: float = SDK_SCHEDULE_DELAY_MILLIS
-    retry_deadline_s: float = DEFAULT_RETRY_DEADLINE_S
-    max_backoff_s: float = DEFAULT_MAX_BACKOFF_S
+    Each field is declared once with `setting()`: its variable, parser, default
+    and meaning (see `EXPORT_SETTINGS`). The ``OTEL_BSP_*`` ones are lenient, as
+    in the SDK: a value that does not parse is logged and the default used.
+    """
+
+    max_queue_size: int = setting(
+        env=OTEL_BSP_MAX_QUEUE_SIZE,
+        kind=WHOLE,
+        default=DEFAULT_MAX_QUEUE_SIZE,
+        lenient=True,
+        doc="Spans the batch queue holds before the oldest is dropped.",
+    )
+    max_export_batch_size: int = setting(
+        env=OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+        kind=WHOLE,
+        default=SDK_MAX_EXPORT_BATCH_SIZE,
+        lenient=True,
+        doc="Spans sent in one export, at most max_queue_size.",
+    )
+    schedule_delay_millis: float = setting(
+        env=OTEL_BSP_SCHEDULE_DELAY,
+        kind=WHOLE,
+        default=SDK_SCHEDULE_DELAY_MILLIS,
+        lenient=True,
+        doc="The longest a span waits in the queue before an export starts.",
+    )
+    retry_deadline_s: float = setting(
+        env=RETRY_DEADLINE_ENV,
+        kind=NUMBER,
+        default=DEFAULT_RETRY_DEADLINE_S,
+        doc="How long an outage is retried before batches are given up; 0: no retrying.",
+    )
+    max_backoff_s: float = setting(
+        env=MAX_BACKOFF_ENV,
+        kind=NUMBER,
+        default=DEFAULT_MAX_BACKOFF_S,
+        doc="The longest wait between two attempts.",
+    )
 
     def __post_init__(self) -> None:
         """Reject settings the batch processor or the retry loop cannot work with."""
@@ -112,16 +145,17 @@ class ExportSettings:
             raise ConfigError("max_backoff_s", f"must be positive, got {self.max_backoff_s}")
 
 
+EXPORT_SETTINGS: Final = declared(ExportSettings)
+"""The span export settings, read back from `ExportSettings`' field declarations."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ExportTuning:
     """Span export settings for `configure()`; a field left None comes from the environment.
 
-    ``max_queue_size`` (``OTEL_BSP_MAX_QUEUE_SIZE``, default 30,000),
-    ``max_export_batch_size`` (``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``, 512),
-    ``schedule_delay_millis`` (``OTEL_BSP_SCHEDULE_DELAY``, 5,000),
-    ``retry_deadline_s`` (``WEDSYNC_OTEL_EXPORT_RETRY_DEADLINE_S``, 30; 0 turns
-    the retrying exporter off) and ``max_backoff_s``
-    (``WEDSYNC_OTEL_EXPORT_MAX_BACKOFF_S``, 5).
+    One optional field per `ExportSettings` field, of the same name: variables
+    and defaults are declared there (`EXPORT_SETTINGS`; the README's table).
+    A ``retry_deadline_s`` of 0 turns the retrying exporter off.
     """
 
     max_queue_size: int | None = None
@@ -133,60 +167,12 @@ class ExportTuning:
     def resolve(self, environ: Mapping[str, str] | None = None) -> ExportSettings:
         """Argument, then environment (``os.environ`` unless given), then default."""
         env = os.environ if environ is None else environ
-        return ExportSettings(
-            max_queue_size=_first(
-                self.max_queue_size,
-                _otel_int(env, OTEL_BSP_MAX_QUEUE_SIZE),
-                DEFAULT_MAX_QUEUE_SIZE,
-            ),
-            max_export_batch_size=_first(
-                self.max_export_batch_size,
-                _otel_int(env, OTEL_BSP_MAX_EXPORT_BATCH_SIZE),
-                SDK_MAX_EXPORT_BATCH_SIZE,
-            ),
-            schedule_delay_millis=_first(
-                self.schedule_delay_millis,
-                _otel_int(env, OTEL_BSP_SCHEDULE_DELAY),
-                SDK_SCHEDULE_DELAY_MILLIS,
-            ),
-            retry_deadline_s=_first(
-                self.retry_deadline_s,
-                _own_number(env, RETRY_DEADLINE_ENV),
-                DEFAULT_RETRY_DEADLINE_S,
-            ),
-            max_backoff_s=_first(
-                self.max_backoff_s, _own_number(env, MAX_BACKOFF_ENV), DEFAULT_MAX_BACKOFF_S
-            ),
-        )
-
-
-def _first(argument: _Number | None, from_env: _Number | None, default: _Number) -> _Number:
-    if argument is not None:
-        return argument
-    return from_env if from_env is not None else default
-
-
-def _otel_int(env: Mapping[str, str], name: str) -> int | None:
-    """An ``OTEL_BSP_*`` integer as the SDK reads it: unparsable means logged and unset."""
-    text = env.get(name)
-    if text is None or not text.strip():
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        logger.warning("wedsync-otel: %s=%r is not a whole number; using the default", name, text)
-        return None
-
-
-def _own_number(env: Mapping[str, str], name: str) -> float | None:
-    """A ``WEDSYNC_OTEL_*`` number: unparsable is a `ConfigError`, like every other one."""
-    text = env.get(name)
-    if text is None or not text.strip():
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(name, f"must be a number, got {text!r}") from None
+        values = from_environment(EXPORT_SETTINGS, env)  # every variable read, as the SDK does
+        for item in EXPORT_SETTINGS:
+            argument = getattr(self, item.key)
+            if argument is not None:
+                values[item.key] = argument
+        return ExportSettings(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +200,7 @@ class RetryingSpanExporter(SpanExporter):
     so the worker keeps draining the (bounded) queue instead of waiting a full
     deadline per batch. Every span given up is counted in `stats`.
 
-    ``clock`` returns monotonic seconds (default `time.monotonic`); the deadline,
+    ``monotonic`` returns monotonic seconds (default `time.monotonic`); the deadline,
     `ExportStats.failing_for_s` and the rate limit of the drop warning read it.
     ``wait`` is how the retry loop waits between attempts; by default it is the
     shutdown event's own ``wait``, so `shutdown` ends a wait at once. A ``wait``
@@ -229,14 +215,14 @@ class RetryingSpanExporter(SpanExporter):
         retry_deadline_s: float = DEFAULT_RETRY_DEADLINE_S,
         initial_backoff_s: float = INITIAL_BACKOFF_S,
         max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
-        clock: Clock = time.monotonic,
+        monotonic: Monotonic = time.monotonic,
         wait: Wait | None = None,
     ) -> None:
         self._inner = inner
         self._retry_deadline_s = retry_deadline_s
         self._initial_backoff_s = min(initial_backoff_s, max_backoff_s)
         self._max_backoff_s = max_backoff_s
-        self._clock = clock
+        self._monotonic = monotonic
         self._stopping = threading.Event()
         self._wait: Wait = self._stopping.wait if wait is None else wait
         self._lock = threading.Lock()
@@ -246,7 +232,8 @@ class RetryingSpanExporter(SpanExporter):
         self._retrying = 0
         self._failing_since: float | None = None
         self._drop_warning = RateLimitedWarning(
-            "wedsync-otel: spans dropped after the collector stayed unreachable", clock=clock
+            "wedsync-otel: spans dropped after the collector stayed unreachable",
+            monotonic=monotonic,
         )
 
     @property
@@ -256,7 +243,7 @@ class RetryingSpanExporter(SpanExporter):
 
     def stats(self) -> ExportStats:
         """Counts so far; safe to call from any thread."""
-        now_s = self._clock()  # before the lock: the clock may be anyone's code
+        now_s = self._monotonic()  # before the lock: the clock may be anyone's code
         with self._lock:
             since = self._failing_since
             return ExportStats(
@@ -280,10 +267,10 @@ class RetryingSpanExporter(SpanExporter):
                 if recovered_after is not None:
                     logger.warning(
                         "wedsync-otel: span export recovered after %.1f s",
-                        self._clock() - recovered_after,
+                        self._monotonic() - recovered_after,
                     )
                 return SpanExportResult.SUCCESS
-            now = self._clock()
+            now = self._monotonic()
             with self._lock:
                 self._failed_attempts += 1
                 outage_began = self._failing_since is None

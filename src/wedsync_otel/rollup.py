@@ -221,7 +221,7 @@ class RollupStore:
         *,
         max_requests: int = 10_000,
         timeout_s: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lock = threading.Lock()
         self._totals: dict[int, RequestTotals] = {}
@@ -229,7 +229,7 @@ class RollupStore:
         """Read-only view of the requests with totals; empty most of the time, and cheap to test."""
         self._max_requests = max_requests
         self._timeout_s = timeout_s
-        self._clock = clock
+        self._monotonic = monotonic
         self.keep_counted = False
         """Keep each request's counted queries (`RequestTotals.counted`) for query observers."""
         self.timed_out = 0
@@ -249,7 +249,7 @@ class RollupStore:
 
     def _new_entry(self, trace_id: int) -> RequestTotals:
         """Fresh totals for ``trace_id``, making room first; call with the lock held."""
-        now = self._clock()
+        now = self._monotonic()
         store = self._totals
         while store:
             oldest_id = next(iter(store))

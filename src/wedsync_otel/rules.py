@@ -158,3 +158,7 @@ class Verdict(NamedTuple):
     cache_misses: int = 0
     db_ms: float = 0.0
     """The request's own database time (its roll-up), for the DB time metrics."""
+
+    def with_rollup(self, cache_hits: int, cache_misses: int, db_ms: float) -> Verdict:
+        """The same verdict with the request's rolled-up cache and database work."""
+        return self._replace(cache_hits=cache_hits, cache_misses=cache_misses, db_ms=db_ms)

@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, Status
 
-from wedsync_otel._span_copy import Scrubbed
+from wedsync_otel._sdk import Scrubbed
 from wedsync_otel.privacy.scrubber import Scrubber
 
 
@@ -22,13 +22,13 @@ def scrub_fields(
     scrubber: Scrubber, span: ReadableSpan, attributes: Mapping[str, Any]
 ) -> Scrubbed | None:
     """The name, events, status and links ``span`` may export, or ``None`` if all are clean."""
-    name = span._name  # noqa: SLF001 - the fields behind the properties, as in _span_copy
+    name = span.name
     clean_name: str | None = scrubber.span_name(name, attributes) if isinstance(name, str) else None
-    events = span._events  # noqa: SLF001
+    events = span.events
     clean_events = _events(scrubber, events) if events else None
-    status = span._status  # noqa: SLF001
+    status = span.status
     clean_status = _status(scrubber, status) if status.description else None
-    links = span._links  # noqa: SLF001
+    links = span.links
     clean_links = _links(scrubber, links) if links else None
     if clean_name == name:
         clean_name = None

@@ -41,7 +41,7 @@ class ReadProgress(ClosesOnExit):
 
     ``show``: None shows progress once the read has taken `DELAY_S`, True from
     the start, False never. ``rich``: a rich bar (on a terminal) rather than
-    plain lines. ``clock`` returns monotonic seconds; tests pass a fake one.
+    plain lines. ``monotonic`` returns monotonic seconds; tests pass a fake one.
     """
 
     def __init__(
@@ -54,7 +54,7 @@ class ReadProgress(ClosesOnExit):
         show: bool | None = None,
         delay_s: float = DELAY_S,
         interval_s: float = INTERVAL_S,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total_bytes = total_bytes
         self.done_bytes = 0
@@ -64,8 +64,8 @@ class ReadProgress(ClosesOnExit):
         self._enabled = show is not False
         self._delay_s = 0.0 if show else delay_s
         self._interval_s = interval_s
-        self._clock = clock
-        self._started = clock()
+        self._monotonic = monotonic
+        self._started = monotonic()
         self._next_line: float | None = None
         """When the next plain line is due; None until one has been printed."""
         self._bar: Progress | None = None
@@ -78,7 +78,7 @@ class ReadProgress(ClosesOnExit):
         self.done_bytes += size
         if not self._enabled or self._closed:
             return
-        now = self._clock()
+        now = self._monotonic()
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=self.done_bytes)
             return
@@ -144,7 +144,7 @@ class ReadProgress(ClosesOnExit):
         if self._bar is not None:
             self._bar.stop()
         elif self._shown:
-            now = self._clock()
+            now = self._monotonic()
             self._stream.write(
                 f"read {size_text(self.done_bytes)} in {now - self._started:.1f} s"
                 f"{self._speed(now)}\n"

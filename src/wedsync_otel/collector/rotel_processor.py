@@ -376,11 +376,11 @@ class RedactionSummary:
         self,
         *,
         interval_s: float = SUMMARY_INTERVAL_S,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
         stream: TextIO | None = None,
     ) -> None:
         self._interval_s = interval_s
-        self._clock = clock
+        self._monotonic = monotonic
         self._stream = stream
         self._last_at: float | None = None
         self._last: dict[str, int] = {}
@@ -389,7 +389,7 @@ class RedactionSummary:
         """Report ``counts`` if they changed and the interval has passed; whether it did."""
         if dict(counts) == self._last:
             return False
-        now = self._clock()
+        now = self._monotonic()
         if self._last_at is not None and now - self._last_at < self._interval_s:
             return False
         self._last_at = now

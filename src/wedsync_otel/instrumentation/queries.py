@@ -48,9 +48,6 @@ def statement_kind(statement: str) -> WorkKind:
     return WorkKind.QUERY
 
 
-_new_tuple = tuple.__new__
-
-
 def cache_counts(attrs: Mapping[str, Any]) -> tuple[int, int]:
     """(hits, misses) of one cache span; multi-key reads count each key."""
     hit = attrs.get(attr.CACHE_HIT)
@@ -126,4 +123,4 @@ def query(
         kind = WorkKind.FETCH
     if shape:
         extra[attr.DB_FINGERPRINT] = shape
-    return _new_tuple(Query, (shape, statement, extra, kind))  # Query() minus a Python frame
+    return Query(shape, statement, extra, kind)

@@ -16,10 +16,8 @@ window reads them, neither the recorder's nor another source's.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, Final
 
 from opentelemetry.sdk.metrics import Counter, Histogram
@@ -37,6 +35,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 
 from wedsync_otel._safety import log_internal_error
+from wedsync_otel._sdk import exporter_preferences
+from wedsync_otel.calendar import Clock
 from wedsync_otel.config import WeddingConfig
 from wedsync_otel.metrics import names
 from wedsync_otel.metrics.emit import (
@@ -51,8 +51,6 @@ from wedsync_otel.metrics.performance import PerformanceModel
 from wedsync_otel.metrics.recording import Deltas, WeddingRecorder
 from wedsync_otel.metrics.snapshot import PerformanceSnapshot
 from wedsync_otel.metrics.windows import WindowStore
-
-Clock = Callable[[], dt.datetime]
 
 _WINDOWED: Final = frozenset(
     {names.SERVER_DURATION, names.APDEX_REQUESTS, names.CACHE_REQUESTS, names.DB_DURATION}
@@ -75,10 +73,8 @@ class PerformanceMetricExporter(MetricExporter):
         resource: Resource | None = None,
     ) -> None:
         # Mirror the wrapped exporter's preferences: the reader asks us, not it.
-        super().__init__(
-            preferred_temporality=dict(inner._preferred_temporality or {}),  # noqa: SLF001
-            preferred_aggregation=dict(inner._preferred_aggregation or {}),  # noqa: SLF001
-        )
+        temporality, aggregation = exporter_preferences(inner)
+        super().__init__(preferred_temporality=temporality, preferred_aggregation=aggregation)
         self._inner = inner
         self._clock = clock
         self._recorder = recorder
