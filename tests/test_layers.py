@@ -81,3 +81,15 @@ def test_a_module_needs_no_package_it_does_not_use(module: str, forbidden: str) 
         if _within(importer, module) and _within(imported, forbidden)
     )
     assert found == []
+
+
+def test_only_the_sdk_module_touches_private_state() -> None:
+    """Every private-member access (ruff's SLF001) in the package is in `wedsync_otel._sdk`."""
+    found = sorted(
+        f"{path.relative_to(SRC)}:{number}"
+        for path in SRC.rglob("*.py")
+        if path.name != "_sdk.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "SLF001" in line
+    )
+    assert found == []

@@ -1,9 +1,10 @@
 """The SDK's private fields this package reads or writes are where it expects them.
 
-The processor reads span fields directly (a property call per field per span
-is measurable), `_sdk` builds spans field by field, and the zero-code
-setup swaps the provider's processors and readers' exporters, for which the
-SDK has no public API. A new SDK release that moves one of them must fail
+Every such access lives in `wedsync_otel._sdk`: it reads an ended span's
+attribute dict, builds the enriched copy with `ReadableSpan`'s constructor
+(positionally), reads a live span's limits, and lets the zero-code setup
+swap the provider's processors and readers' exporters, for which the SDK
+has no public API. A new SDK release that moves one of them must fail
 here, by name, rather than quietly in production (every access has a
 fallback or a guard, so the symptom there would be a missing attribute, not
 an error). Pinned: the lowest SDK the package declares and what the venv has.
@@ -48,7 +49,7 @@ SPAN_FIELDS = {
     "_resource": Resource,
     "_instrumentation_scope": InstrumentationScope,
 }
-"""What the processor reads off an ended span (the ReadableSpan snapshot on_end gets)."""
+"""What `_sdk` reads off an ended span (the ReadableSpan snapshot on_end gets)."""
 
 
 @pytest.fixture

@@ -59,7 +59,12 @@ def plain_attributes(span: ReadableSpan) -> dict[str, Any]:
 
 def has_more_than_attributes(span: ReadableSpan) -> bool:
     """Whether the span has a status text, events or links (without copying them)."""
-    return bool(span._status.description or span._events or span._links)  # noqa: SLF001
+    events, links = span._events, span._links  # noqa: SLF001
+    return bool(
+        span._status._description  # noqa: SLF001
+        or (events._dq if events.__class__ is BoundedList else events)  # type: ignore[attr-defined]  # noqa: SLF001
+        or (links._dq if links.__class__ is BoundedList else links)  # type: ignore[attr-defined]  # noqa: SLF001
+    )
 
 
 def limits_of(span: object) -> SpanLimits | None:
@@ -282,5 +287,5 @@ def current_context_reader() -> Callable[[], otel_context.Context]:
 
 
 def forward_on_ending(downstream: SpanProcessor, span: Span) -> None:
-    """Pass the SDK's ``_on_ending`` hook on, as a wrapping processor must."""
+    """Pass the SDK's ``_on_ending`` hook on: looked up per call, so a hook set later runs."""
     downstream._on_ending(span)  # noqa: SLF001

@@ -10,9 +10,10 @@ the application's attributes come first (see `_sdk`).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from wedsync_otel._bounded import BoundedDict
+from wedsync_otel.attributes import WEDDING_DATE, WEDDING_ID
 
 MAX_MARKED_SPANS: Final = 100_000
 """Live spans whose mark is kept; a span that never ends is evicted, oldest first, counted."""
@@ -48,3 +49,14 @@ def take_mark(span_id: int) -> Mark | None:
 def marks_evicted() -> int:
     """Marks evicted because their spans did not end before ``MAX_MARKED_SPANS`` newer ones."""
     return MARKS.evictions
+
+
+def with_mark(attributes: dict[str, Any], mark: Mark) -> dict[str, Any]:
+    """The span's attributes with its wedding mark, where the application set none itself."""
+    wedding_id, wedding_date = mark
+    marked = dict(attributes)
+    if wedding_id is not None and WEDDING_ID not in attributes:
+        marked[WEDDING_ID] = wedding_id
+    if wedding_date is not None and WEDDING_DATE not in attributes:
+        marked[WEDDING_DATE] = wedding_date
+    return marked

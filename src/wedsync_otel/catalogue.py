@@ -118,8 +118,15 @@ class Catalogue:
         return self._cache.evictions
 
     def match(self, path: str) -> EndpointSpec | None:
-        """The spec claiming ``path`` (query string ignored), or ``None`` for ``other``."""
-        path = bare_path(path)
+        """The spec claiming ``path`` (query string ignored), or ``None`` for ``other``.
+
+        Cached by bare path, so a million query strings share one entry; a route
+        (which has none) is found under itself without cutting it first.
+        """
+        try:
+            return self._cache[path]
+        except KeyError:
+            path = bare_path(path)
         try:
             return self._cache[path]
         except KeyError:

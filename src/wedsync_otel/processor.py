@@ -19,18 +19,16 @@ from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor
-from opentelemetry.trace import SpanKind, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 from wedsync_otel import _sdk
 from wedsync_otel._safety import call_guarded, log_internal_error, logger
 from wedsync_otel._sdk import Scrubbed, enriched_copy, plain_attributes
-from wedsync_otel._wedding_marks import MARKS, Mark, mark_span, take_mark
+from wedsync_otel._wedding_marks import MARKS, mark_span, take_mark, with_mark
 from wedsync_otel.attributes import (
     ROLLUP_APP_DURATION_MS,
     WEDDING_APDEX,
-    WEDDING_DATE,
     WEDDING_DURATION_MS,
-    WEDDING_ID,
     WEDDING_THRESHOLD_BREACHED,
 )
 from wedsync_otel.calendar import Clock
@@ -52,6 +50,8 @@ _TIMED_KEYS: Final = (
     ROLLUP_APP_DURATION_MS,
 )
 """What only a span with a usable duration carries: never the application's own values."""
+_SERVER, _ERROR, _SAMPLED = SpanKind.SERVER, StatusCode.ERROR, TraceFlags.SAMPLED
+"""Read once: an enum member lookup goes through the metaclass, a Python call each time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +152,12 @@ class WeddingSpanProcessor(SpanProcessor):
             if self._limits is None:
                 self._limits = _sdk.limits_of(span)
             if isinstance(span, ReadableSpan):
-                if _is_request(span) and (
+                context = span.context
+                if (span.kind is _SERVER or is_local_root(span.parent)) and (
                     self._trust_baggage or wedding_in_context(parent_context)
                 ):
-                    self._inherit_wedding(span, parent_context)
-                if _measured_only(span):
+                    self._inherit_wedding(context, parent_context)
+                if _measured_only(span, context):
                     return  # recorded for the metrics only: no downstream sees it
         except Exception as exc:  # noqa: BLE001 - never raise into the application
             log_internal_error("WeddingSpanProcessor.on_start", exc)
@@ -165,18 +166,19 @@ class WeddingSpanProcessor(SpanProcessor):
         except Exception as exc:  # noqa: BLE001
             self._downstream_failed("on_start", exc)
 
-    def _inherit_wedding(self, span: Span, parent_context: otel_context.Context | None) -> None:
+    def _inherit_wedding(
+        self, context: SpanContext | None, parent_context: otel_context.Context | None
+    ) -> None:
         """Mark the span with its context's wedding: beside it, never in its attribute slots."""
         wedding_id, wedding_date = inherited_wedding(
             parent_context, trust_baggage=self._trust_baggage
         )
-        context = span.context
         if context is not None:
             mark_span(context.span_id, wedding_id, wedding_date)
 
     def _on_ending(self, span: Span) -> None:
         try:
-            if isinstance(span, ReadableSpan) and _measured_only(span):
+            if isinstance(span, ReadableSpan) and _measured_only(span, span.context):
                 return
             _sdk.forward_on_ending(self._downstream, span)
         except Exception as exc:  # noqa: BLE001
@@ -205,12 +207,13 @@ class WeddingSpanProcessor(SpanProcessor):
         """
         own = plain_attributes(span)
         attrs = own
-        if MARKS:  # some live span was marked with its wedding: is it this one?
-            mark = take_mark(span.context.span_id) if span.context is not None else None
+        context = span.context
+        if MARKS and context is not None:  # some live span was marked with its wedding: this one?
+            mark = take_mark(context.span_id)
             if mark is not None:
-                attrs = _with_mark(own, mark)
+                attrs = with_mark(own, mark)
         if RECORDED_FOR_METRICS in own:  # judged and measured, never exported: nothing to scrub
-            self._judged(span, attrs, attrs, None, fields=None, removed=0)
+            self._judged(span, context, attrs, attrs, None, fields=None, removed=0)
             return None
         # Judged on what the application set; exported as the scrubber lets it go.
         clean = self._scrub_attributes(attrs)
@@ -221,24 +224,34 @@ class WeddingSpanProcessor(SpanProcessor):
         # The usual span has a name seen clean before, no status text, no events, no links.
         if child or _sdk.has_more_than_attributes(span) or span.name not in self._clean_names:
             fields = self._scrub_fields(self.scrubber, span, attrs)
-        extra = self._child_work(span, attrs) if child else None
+        server = span.kind is _SERVER
+        extra = self._child_work(span, context, attrs, server=server) if child else None
         # A cache or DB span that is a local root belongs to no request: it is not one.
-        if span.kind is SpanKind.SERVER or (not child and is_local_root(span.parent)):
-            return self._judged(span, attrs, exported, extra, fields=fields, removed=removed)
+        if server or (not child and is_local_root(span.parent)):
+            return self._judged(
+                span, context, attrs, exported, extra, fields=fields, removed=removed
+            )
         if extra or fields is not None or exported is not own:
             return enriched_copy(
                 span, exported | extra if extra else exported, scrubbed=fields, removed=removed
             )
         return span
 
-    def _child_work(self, span: ReadableSpan, attrs: dict[str, Any]) -> dict[str, Any] | None:
+    def _child_work(
+        self,
+        span: ReadableSpan,
+        context: SpanContext | None,
+        attrs: dict[str, Any],
+        *,
+        server: bool,
+    ) -> dict[str, Any] | None:
         """Hand a cache or database span to the child stage; the attributes its query adds.
 
         A local root of this kind that is not a SERVER span (a query a worker
         thread ran with no context, as aiosqlite's does) belongs to no request.
         """
-        context, parent, scope = span.context, span.parent, span.instrumentation_scope
-        belongs = span.kind is SpanKind.SERVER or not is_local_root(parent)
+        parent, scope = span.parent, span.instrumentation_scope
+        belongs = server or not is_local_root(parent)
         extra = self.children.record(
             attrs,
             name=span.name,
@@ -256,6 +269,7 @@ class WeddingSpanProcessor(SpanProcessor):
     def _judged(
         self,
         span: ReadableSpan,
+        context: SpanContext | None,
         attrs: dict[str, Any],
         exported: dict[str, Any],
         extra: dict[str, Any] | None,
@@ -266,9 +280,8 @@ class WeddingSpanProcessor(SpanProcessor):
         """A request span's copy carrying its verdict and roll-up; listeners told."""
         end = span.end_time
         verdict, marks = self.judge.judge(
-            attrs, span.start_time, end, error_status=span.status.status_code is StatusCode.ERROR
+            attrs, span.start_time, end, error_status=span.status.status_code is _ERROR
         )
-        context = span.context
         totals = None if context is None else self.children.take(context.trace_id, context.span_id)
         rollup, event = self.children.roll_up(
             totals, verdict.duration_ms, end_ns=end, limits=self._limits
@@ -318,25 +331,8 @@ class WeddingSpanProcessor(SpanProcessor):
             return False
 
 
-def _is_request(span: ReadableSpan) -> bool:
-    """A request: a SERVER span, or a local root (it starts this process's part of a trace)."""
-    return span.kind is SpanKind.SERVER or is_local_root(span.parent)
-
-
-def _measured_only(span: ReadableSpan) -> bool:
-    """Whether `RequestRecordingSampler` recorded this span for the metrics only."""
-    context = span.context
-    if context is None or context.trace_flags & TraceFlags.SAMPLED:
+def _measured_only(span: ReadableSpan, context: SpanContext | None) -> bool:
+    """Whether `RequestRecordingSampler` recorded this span (its own ``context``) for metrics."""
+    if context is None or context.trace_flags & _SAMPLED:
         return False
     return RECORDED_FOR_METRICS in plain_attributes(span)
-
-
-def _with_mark(attributes: dict[str, Any], mark: Mark) -> dict[str, Any]:
-    """The span's attributes with its wedding mark, where the application set none itself."""
-    wedding_id, wedding_date = mark
-    marked = dict(attributes)
-    if wedding_id is not None and WEDDING_ID not in attributes:
-        marked[WEDDING_ID] = wedding_id
-    if wedding_date is not None and WEDDING_DATE not in attributes:
-        marked[WEDDING_DATE] = wedding_date
-    return marked

@@ -42,6 +42,8 @@ from wedsync_otel.rules import Verdict, WeddingRules
 
 SERVER_ERRORS: Final = frozenset(range(500, 600))
 """HTTP statuses that fail a request."""
+_UNKNOWN: Final = Band.UNKNOWN
+"""Read once: an enum member lookup goes through the metaclass, a Python call each time."""
 _NS_PER_MS: Final = 1_000_000
 _NS_PER_S: Final = 1_000_000_000
 
@@ -77,14 +79,17 @@ class RequestJudge:
         code fails the request too. A request without a usable duration is
         frustrated and gets no duration, Apdex or breach attributes.
         """
-        spec = self.rules.endpoint(_route(attrs))
+        route = attrs.get(HTTP_ROUTE)
+        spec = self.rules.endpoint(route if type(route) is str else _fallback_route(attrs))
         day = self._day_at(self._judged_at(start_ns, end_ns))
         if WEDDING_DATE in attrs or WEDDING_ID in attrs:
             band, days = self.rules.proximity(self._wedding_date(attrs), day)
         else:
-            band, days = Band.UNKNOWN, None
+            band, days = _UNKNOWN, None
         judgement = self.rules.judge(spec, band, day)
-        status_code = _status_code(attrs)
+        status_code = attrs.get(HTTP_RESPONSE_STATUS_CODE)
+        if type(status_code) is not int:
+            status_code = _status_code(attrs)
         failed = error_status or status_code in SERVER_ERRORS
         marks = dict(judgement.span_attributes)
         duration_ms = _duration_ms(start_ns, end_ns)
@@ -95,7 +100,7 @@ class RequestJudge:
             marks[WEDDING_THRESHOLD_BREACHED] = judgement.breached(duration_ms)
         apdex = judgement.apdex(duration_ms, failed=failed)
         if not math.isnan(duration_ms):
-            marks[WEDDING_APDEX] = apdex.value
+            marks[WEDDING_APDEX] = str(apdex)  # a StrEnum's text, in one C call
         if days is not None:
             marks[WEDDING_DAYS_UNTIL] = days
         return Verdict(judgement, days, duration_ms, apdex, failed, status_code), marks
@@ -143,9 +148,9 @@ def _duration_ms(start_ns: int | None, end_ns: int | None) -> float:
         return math.nan
 
 
-def _route(attrs: Mapping[str, Any]) -> str | None:
-    """``http.route``; without one, ``url.path``, then the older ``http.target``."""
-    for key in (HTTP_ROUTE, URL_PATH, HTTP_TARGET):
+def _fallback_route(attrs: Mapping[str, Any]) -> str | None:
+    """Without an ``http.route``: ``url.path``, then the older ``http.target``."""
+    for key in (URL_PATH, HTTP_TARGET):
         route = attrs.get(key)
         if type(route) is str:
             return route

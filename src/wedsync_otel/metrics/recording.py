@@ -347,10 +347,10 @@ class WeddingRecorder:
         offered: _Offer | None = None
         slot = 0
         sampled = True
-        # The private fields save two property calls per span; ``& _SAMPLED`` is ``.sampled``.
-        if span is not None and (context := span._context) is not None:  # noqa: SLF001
+        # ``& _SAMPLED`` is ``.sampled``, without its property call.
+        if span is not None and (context := span.context) is not None:
             if context.trace_flags & _SAMPLED:
-                offered = (duration_ms, context, span._end_time or 0)  # noqa: SLF001
+                offered = (duration_ms, context, span.end_time or 0)
                 exponent = frexp(duration_ms)[1]
                 slot = _SLOT_OF_EXPONENT[exponent] if exponent > 0 else 0
             else:
