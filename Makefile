@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 VIEWER_VENV ?= .venv-viewer
 VIEWER_STAMP := $(VIEWER_VENV)/.installed
 
-.PHONY: test lint typecheck unit test-viewer bench demo clean rules prometheus-tools
+.PHONY: test lint typecheck unit unit-compiled compiled test-viewer bench demo clean rules prometheus-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,22 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest --ignore=tests/test_viewer.py
+
+# The compiled core: the wheel pyproject's mypyc hook builds, unpacked for PYTHONPATH.
+COMPILED ?= .build/compiled
+COMPILED_STAMP := $(COMPILED)/.built
+COMPILED_TESTS ?= --ignore=tests/test_viewer.py
+ON_COMPILED := PYTHONPATH=$(COMPILED)
+SOURCES := $(shell find src -name '*.py')
+
+$(COMPILED_STAMP): $(STAMP) pyproject.toml scripts/build-compiled.sh $(SOURCES)
+	scripts/build-compiled.sh $(BIN)/python $(COMPILED)
+
+compiled: $(COMPILED_STAMP)
+
+# The suite again on the compiled core (`unit` runs it on the pure-Python fallback).
+unit-compiled: $(COMPILED_STAMP)
+	WEDSYNC_OTEL_EXPECT_COMPILED=1 $(ON_COMPILED) $(BIN)/pytest -p no:cacheprovider $(COMPILED_TESTS)
 
 $(VIEWER_VENV)/bin/python:
 	$(PYTHON) -m venv $(VIEWER_VENV)
@@ -49,15 +65,19 @@ rules: $(STAMP)
 	$(BIN)/wedsync-otel alertmanager --out collector-config/prometheus/alertmanager.yml
 	$(BIN)/wedsync-otel dashboard --out collector-config/grafana/wedsync-dashboard.json
 
-test: lint typecheck prometheus-tools unit test-viewer
+test: lint typecheck prometheus-tools unit unit-compiled test-viewer
 
-bench: $(STAMP)
+# The per-span benchmarks run on both builds: pure Python, then the compiled core.
+bench: $(STAMP) $(COMPILED_STAMP)
 	$(BIN)/python benchmarks/bench_processor.py
+	$(ON_COMPILED) $(BIN)/python benchmarks/bench_processor.py
 	$(BIN)/python benchmarks/bench_scrub.py
 	$(BIN)/python benchmarks/bench_instructions.py
 	$(BIN)/python benchmarks/bench_quantiles.py
 	$(BIN)/python benchmarks/bench_instrumentation.py
+	$(ON_COMPILED) $(BIN)/python benchmarks/bench_instrumentation.py
 	$(BIN)/python benchmarks/bench_asgi.py
+	$(ON_COMPILED) $(BIN)/python benchmarks/bench_asgi.py
 	$(BIN)/python benchmarks/bench_collector.py
 	$(BIN)/python benchmarks/bench_report.py
 
@@ -65,4 +85,4 @@ demo: $(STAMP)
 	$(BIN)/wedsync-otel demo
 
 clean:
-	rm -rf $(VENV) $(VIEWER_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VIEWER_VENV) .build .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -54,10 +54,18 @@ def interleaved(
     }
 
 
+def build() -> str:
+    """Which build of the package this process runs: the mypyc-compiled core or pure Python."""
+    import wedsync_otel.processor  # noqa: PLC0415 - the answer is where this import comes from
+
+    compiled = not wedsync_otel.processor.__file__.endswith(".py")
+    return "compiled core (mypyc)" if compiled else "pure Python"
+
+
 def report(title: str, figures: Sequence[Figure], ratios: Sequence[tuple[str, str, str]]) -> None:
     """Print medians and the named ratios (label, numerator, denominator)."""
     by_name = {figure.name: figure for figure in figures}
-    print(f"== {title}")
+    print(f"== {title} [{build()}]")
     for figure in figures:
         print(f"  {figure.name:<40} cpu {figure.cpu_us:8.2f} us   wall {figure.wall_us:8.2f} us")
     for label, numerator, denominator in ratios:

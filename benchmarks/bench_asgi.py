@@ -75,6 +75,7 @@ from wedsync_otel.demo.redis_server import EmbeddedRedis
 from wedsync_otel.demo.runner import BackgroundServer
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _harness import build as package_build
 from bench_processor import DroppingExporter
 
 WARMUP_REQUESTS: Final = 100
@@ -295,6 +296,7 @@ def main() -> None:
     print(
         f"== demo app: requests per second, {MEASURED_REQUESTS} GETs at concurrency "
         f"{CONCURRENCY} after {WARMUP_REQUESTS} warm-up, {ROUNDS} rounds ({elapsed_s:.0f} s)"
+        f" [{package_build()}]"
     )
     for figure in medians.values():
         print(

@@ -75,10 +75,15 @@ def parse_wedding_date(value: object) -> dt.date | None:
         return None  # a datetime is ambiguous about its time zone: refuse it
     if isinstance(value, dt.date):
         return value
-    if not isinstance(value, str) or len(value) != _MAX_DATE_TEXT or not _ISO_DATE.match(value):
+    if not isinstance(value, str):
+        return None
+    # A str subclass is read by its characters, not by methods it may override (the compiled
+    # core reads them so whatever the class says): both builds agree.
+    text = value if type(value) is str else str.__str__(value)
+    if len(text) != _MAX_DATE_TEXT or not _ISO_DATE.match(text):
         return None  # fromisoformat alone would also take week dates like 2026-W25-6
     try:
-        return dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(text)
     except ValueError:
         return None
 

@@ -136,7 +136,8 @@ class Exemplars:
         """At most `MAX_EXEMPLARS` distinct exemplars, oldest first; the slowest among them."""
         chosen: list[_Offer] = []
         for offered in (self.slowest, *self.spread):
-            if offered is not None and not any(offered is seen for seen in chosen):
+            # Equal, not identical: the compiled core rebuilds a tuple each time it reads one.
+            if offered is not None and offered not in chosen:
                 chosen.append(offered)
         chosen.sort(key=lambda offered: offered[2])
         return [
